@@ -1,0 +1,50 @@
+#include "common/proto.h"
+
+#include <stddef.h>
+
+const char *proto_status_name(int status)
+{
+    switch (status) {
+    case ST_OK: return "OK";
+    case ST_NOT_FOUND: return "NOT_FOUND";
+    case ST_REDIRECT: return "REDIRECT";
+    case ST_BAD_REQUEST: return "BAD_REQUEST";
+    case ST_UNKNOWN_REGION: return "UNKNOWN_REGION";
+    case ST_REGION_EXISTS: return "REGION_EXISTS";
+    case ST_TOO_LARGE: return "TOO_LARGE";
+    case ST_TOO_DEEP: return "TOO_DEEP";
+    case ST_BAD_VALUE: return "BAD_VALUE";
+    case ST_BAD_VERSION: return "BAD_VERSION";
+    case ST_NO_HANDSHAKE: return "NO_HANDSHAKE";
+    case ST_SHUTTING_DOWN: return "SHUTTING_DOWN";
+    case ST_INTERNAL: return "INTERNAL";
+    case ST_BAD_ARGUMENT: return "BAD_ARGUMENT";
+    case ST_NO_MEMORY: return "NO_MEMORY";
+    default: return "UNKNOWN_STATUS";
+    }
+}
+
+const char *proto_op_name(int op)
+{
+    switch (op) {
+    case OP_HELLO: return "HELLO";
+    case OP_PING: return "PING";
+    case OP_SERVER_INFO: return "SERVER_INFO";
+    case OP_REGION_CREATE: return "REGION_CREATE";
+    case OP_REGION_DESTROY: return "REGION_DESTROY";
+    case OP_REGION_LIST: return "REGION_LIST";
+    case OP_REGION_DESCRIBE: return "REGION_DESCRIBE";
+    case OP_PUT: return "PUT";
+    case OP_GET: return "GET";
+    case OP_REMOVE: return "REMOVE";
+    case OP_CONTAINS_KEY: return "CONTAINS_KEY";
+    case OP_PUT_ALL: return "PUT_ALL";
+    case OP_GET_ALL: return "GET_ALL";
+    case OP_SIZE: return "SIZE";
+    case OP_GET_ENTRY: return "GET_ENTRY";
+    case OP_KEYS: return "KEYS";
+    case OP_ENTRIES: return "ENTRIES";
+    case OP_CLEAR: return "CLEAR";
+    default: return NULL;
+    }
+}

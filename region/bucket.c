@@ -1,0 +1,190 @@
+#include "region/bucket.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKET_MIN_SLOTS 8
+
+/* Slot index of a hash. The bucket number is hash mod total buckets, so the
+ * low bits are still well mixed; the high bits are folded in anyway. */
+static inline uint32_t slot_of(uint64_t hash, uint32_t nslots)
+{
+    return (uint32_t)((hash ^ (hash >> 32)) & (nslots - 1));
+}
+
+void bucket_init(bucket_t *b)
+{
+    pthread_mutex_init(&b->lock, NULL);
+    b->slots = NULL;
+    b->nslots = 0;
+    atomic_init(&b->count, 0);
+    atomic_init(&b->bytes, 0);
+    b->counter = 0;
+}
+
+static void free_chains(bucket_t *b)
+{
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        entry_t *e = b->slots[i];
+        while (e) {
+            entry_t *next = e->next;
+            free(e);
+            e = next;
+        }
+        b->slots[i] = NULL;
+    }
+}
+
+void bucket_destroy(bucket_t *b)
+{
+    free_chains(b);
+    free(b->slots);
+    b->slots = NULL;
+    b->nslots = 0;
+    pthread_mutex_destroy(&b->lock);
+}
+
+void entry_to_view(const entry_t *e, entry_view *v)
+{
+    v->key = entry_key(e);
+    v->klen = e->klen;
+    v->key_is_str = e->key_is_str;
+    v->value = entry_value(e);
+    v->vlen = e->vlen;
+    v->version.member_id = e->member_id;
+    v->version.counter = e->counter;
+}
+
+/* Doubles the table (or creates it). Growth only, never shrinking: region
+ * scans rely on it to visit every entry at least once (see region_scan). */
+static int grow(bucket_t *b)
+{
+    uint32_t n = b->nslots ? b->nslots * 2 : BUCKET_MIN_SLOTS;
+    if (n < b->nslots)
+        return -ENOMEM;
+    entry_t **slots = calloc(n, sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        entry_t *e = b->slots[i];
+        while (e) {
+            entry_t *next = e->next;
+            uint32_t s = slot_of(e->hash, n);
+            e->next = slots[s];
+            slots[s] = e;
+            e = next;
+        }
+    }
+    free(b->slots);
+    b->slots = slots;
+    b->nslots = n;
+    return 0;
+}
+
+static entry_t **find_link(const bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen)
+{
+    if (b->nslots == 0)
+        return NULL;
+    entry_t **link = &b->slots[slot_of(hash, b->nslots)];
+    for (; *link; link = &(*link)->next) {
+        entry_t *e = *link;
+        if (e->hash == hash && e->klen == klen && memcmp(entry_key(e), key, klen) == 0)
+            return link;
+    }
+    return link; /* the chain's terminating NULL */
+}
+
+entry_t *bucket_locked_find(const bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen)
+{
+    entry_t **link = find_link(b, hash, key, klen);
+    return link ? *link : NULL;
+}
+
+static entry_t *entry_new(uint64_t hash, const uint8_t *key, uint32_t klen, bool key_is_str,
+                          const uint8_t *value, uint32_t vlen)
+{
+    entry_t *e = malloc(sizeof(*e) + (size_t)klen + vlen);
+    if (!e)
+        return NULL;
+    e->next = NULL;
+    e->hash = hash;
+    e->klen = klen;
+    e->vlen = vlen;
+    e->key_is_str = key_is_str;
+    memcpy(e->data, key, klen);
+    memcpy(e->data + klen, value, vlen);
+    return e;
+}
+
+static void stamp(bucket_t *b, entry_t *e, uint32_t member_id, entry_version *ver)
+{
+    e->member_id = member_id;
+    e->counter = ++b->counter;
+    if (ver) {
+        ver->member_id = member_id;
+        ver->counter = e->counter;
+    }
+}
+
+int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
+                      bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
+                      entry_version *ver)
+{
+    entry_t **link = find_link(b, hash, key, klen);
+    entry_t *old = link ? *link : NULL;
+    if (old && old->vlen == vlen) {
+        /* same size: overwrite in place, no allocator round trip */
+        memcpy(old->data + klen, value, vlen);
+        old->key_is_str = key_is_str;
+        stamp(b, old, member_id, ver);
+        return 0;
+    }
+    entry_t *e = entry_new(hash, key, klen, key_is_str, value, vlen);
+    if (!e)
+        return -ENOMEM;
+    stamp(b, e, member_id, ver);
+    if (old) {
+        e->next = old->next;
+        *link = e;
+        atomic_fetch_add_explicit(&b->bytes, entry_footprint(e) - entry_footprint(old),
+                                  memory_order_relaxed);
+        free(old);
+        return 0;
+    }
+    if (atomic_load_explicit(&b->count, memory_order_relaxed) >= b->nslots && grow(b)) {
+        free(e);
+        return -ENOMEM;
+    }
+    uint32_t s = slot_of(hash, b->nslots);
+    e->next = b->slots[s];
+    b->slots[s] = e;
+    atomic_fetch_add_explicit(&b->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->bytes, entry_footprint(e), memory_order_relaxed);
+    return 0;
+}
+
+int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen)
+{
+    entry_t **link = find_link(b, hash, key, klen);
+    if (!link || !*link)
+        return 0;
+    entry_t *e = *link;
+    *link = e->next;
+    b->counter++; /* a removal is a write too: later writes must order after it */
+    atomic_fetch_sub_explicit(&b->count, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&b->bytes, entry_footprint(e), memory_order_relaxed);
+    free(e);
+    return 1;
+}
+
+uint64_t bucket_locked_clear(bucket_t *b)
+{
+    uint64_t n = atomic_load_explicit(&b->count, memory_order_relaxed);
+    free_chains(b);
+    if (n)
+        b->counter++;
+    atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->bytes, 0, memory_order_relaxed);
+    return n;
+}

@@ -1,0 +1,61 @@
+/* bucket.h - one bucket: a chained hash table of entries under one mutex.
+ *
+ * The unit of locking now, and of ownership and transfer once regions are
+ * spread over members. Functions named bucket_locked_* expect the caller to
+ * hold b->lock; the others take it themselves. */
+#ifndef AGATE_REGION_BUCKET_H
+#define AGATE_REGION_BUCKET_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "region/region.h"
+
+typedef struct entry {
+    struct entry *next;
+    uint64_t hash;
+    uint64_t counter;
+    uint32_t member_id;
+    uint32_t klen;
+    uint32_t vlen;
+    bool key_is_str;
+    uint8_t data[]; /* key bytes, then value bytes */
+} entry_t;
+
+/* Aligned to a cache line so two threads working on neighbouring buckets do
+ * not share one. */
+typedef struct bucket {
+    _Alignas(64) pthread_mutex_t lock;
+    entry_t **slots;
+    uint32_t nslots; /* 0 or a power of two */
+    _Atomic uint64_t count;
+    _Atomic uint64_t bytes;
+    uint64_t counter; /* last version counter handed out in this bucket */
+} bucket_t;
+
+void bucket_init(bucket_t *b);
+/* Frees every entry and the table; the bucket can be reused after init. */
+void bucket_destroy(bucket_t *b);
+
+/* Inserts or replaces; stamps (member_id, ++counter). 0 or -ENOMEM. */
+int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
+                      bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
+                      entry_version *ver);
+entry_t *bucket_locked_find(const bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen);
+/* Returns 1 if removed, 0 if absent. */
+int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen);
+/* Removes all entries; returns how many. */
+uint64_t bucket_locked_clear(bucket_t *b);
+
+static inline const uint8_t *entry_key(const entry_t *e) { return e->data; }
+static inline const uint8_t *entry_value(const entry_t *e) { return e->data + e->klen; }
+/* Memory accounted to an entry: header, key and value. */
+static inline uint64_t entry_footprint(const entry_t *e)
+{
+    return sizeof(entry_t) + e->klen + e->vlen;
+}
+void entry_to_view(const entry_t *e, entry_view *v);
+
+#endif

@@ -1,0 +1,181 @@
+#include "region/region.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hash.h"
+#include "region/bucket.h"
+
+struct region {
+    region_config cfg;
+    uint32_t member_id;
+    bucket_t *buckets; /* cfg.total_num_buckets of them, cache-line aligned */
+};
+
+region_t *region_new(const region_config *cfg, uint32_t member_id)
+{
+    region_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->cfg = *cfg;
+    r->member_id = member_id;
+    size_t n = cfg->total_num_buckets;
+    r->buckets = aligned_alloc(_Alignof(bucket_t), n * sizeof(bucket_t));
+    if (!r->buckets) {
+        free(r);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        bucket_init(&r->buckets[i]);
+    return r;
+}
+
+void region_free(region_t *r)
+{
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++)
+        bucket_destroy(&r->buckets[i]);
+    free(r->buckets);
+    free(r);
+}
+
+const region_config *region_cfg(const region_t *r) { return &r->cfg; }
+
+static inline bucket_t *bucket_for(region_t *r, uint64_t hash)
+{
+    return &r->buckets[hash_bucket(hash, r->cfg.total_num_buckets)];
+}
+
+int region_put(region_t *r, uint64_t hash, const uint8_t *key, uint32_t klen, bool key_is_str,
+               const uint8_t *value, uint32_t vlen, entry_version *ver)
+{
+    bucket_t *b = bucket_for(r, hash);
+    pthread_mutex_lock(&b->lock);
+    int rc = bucket_locked_put(b, hash, key, klen, key_is_str, value, vlen, r->member_id, ver);
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+int region_get(region_t *r, uint64_t hash, const uint8_t *key, uint32_t klen,
+               region_visit_fn fn, void *arg)
+{
+    bucket_t *b = bucket_for(r, hash);
+    pthread_mutex_lock(&b->lock);
+    entry_t *e = bucket_locked_find(b, hash, key, klen);
+    if (e) {
+        entry_view v;
+        entry_to_view(e, &v);
+        fn(arg, &v);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return e != NULL;
+}
+
+int region_remove(region_t *r, uint64_t hash, const uint8_t *key, uint32_t klen)
+{
+    bucket_t *b = bucket_for(r, hash);
+    pthread_mutex_lock(&b->lock);
+    int rc = bucket_locked_remove(b, hash, key, klen);
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+bool region_contains(region_t *r, uint64_t hash, const uint8_t *key, uint32_t klen)
+{
+    bucket_t *b = bucket_for(r, hash);
+    pthread_mutex_lock(&b->lock);
+    bool found = bucket_locked_find(b, hash, key, klen) != NULL;
+    pthread_mutex_unlock(&b->lock);
+    return found;
+}
+
+uint64_t region_clear(region_t *r)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++) {
+        bucket_t *b = &r->buckets[i];
+        pthread_mutex_lock(&b->lock);
+        n += bucket_locked_clear(b);
+        pthread_mutex_unlock(&b->lock);
+    }
+    return n;
+}
+
+uint64_t region_size(const region_t *r)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++)
+        n += atomic_load_explicit(&r->buckets[i].count, memory_order_relaxed);
+    return n;
+}
+
+uint64_t region_bytes(const region_t *r)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++)
+        n += atomic_load_explicit(&r->buckets[i].bytes, memory_order_relaxed);
+    return n;
+}
+
+/* Cursor layout: bucket index in the high 32 bits, slot index in the low 32.
+ * Tables only grow, by doubling, so an entry in slot s moves to s or
+ * s + old_size: walking slots upwards never skips an entry that was present
+ * throughout (it may meet one twice). */
+static inline uint64_t cursor_make(uint32_t bucket, uint32_t slot)
+{
+    return (uint64_t)bucket << 32 | slot;
+}
+
+/* Visits one slot's chain; returns fn's first nonzero result. */
+static int visit_chain(const entry_t *e, region_visit_fn fn, void *arg, uint32_t *visited)
+{
+    for (; e; e = e->next) {
+        entry_view v;
+        entry_to_view(e, &v);
+        int rc = fn(arg, &v);
+        if (rc)
+            return rc;
+        (*visited)++;
+    }
+    return 0;
+}
+
+static uint32_t chain_length(const entry_t *e)
+{
+    uint32_t n = 0;
+    for (; e; e = e->next)
+        n++;
+    return n;
+}
+
+int region_scan(region_t *r, uint64_t cursor, uint32_t limit, region_visit_fn fn, void *arg,
+                uint64_t *next)
+{
+    uint32_t bi = (uint32_t)(cursor >> 32);
+    uint32_t si = (uint32_t)cursor;
+    uint32_t visited = 0;
+    for (; bi < r->cfg.total_num_buckets; bi++, si = 0) {
+        bucket_t *b = &r->buckets[bi];
+        pthread_mutex_lock(&b->lock);
+        for (; si < b->nslots; si++) {
+            const entry_t *chain = b->slots[si];
+            if (!chain)
+                continue;
+            if (visited > 0 && visited + chain_length(chain) > limit) {
+                pthread_mutex_unlock(&b->lock);
+                *next = cursor_make(bi, si);
+                return 0;
+            }
+            int rc = visit_chain(chain, fn, arg, &visited);
+            if (rc) {
+                pthread_mutex_unlock(&b->lock);
+                *next = cursor_make(bi, si);
+                return rc;
+            }
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+    *next = 0;
+    return 0;
+}

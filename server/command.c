@@ -1,0 +1,32 @@
+#include "server/command.h"
+
+#include "common/proto.h"
+#include "server/handlers.h"
+
+/* Indexed by opcode; rows with no fn are unknown opcodes. */
+#define MAX_OP 64
+static const command commands[MAX_OP] = {
+    [OP_HELLO] = {OP_HELLO, "HELLO", handle_hello, 4, 4, 0, -1, {"magic", "version", "client_name", "credentials"}},
+    [OP_PING] = {OP_PING, "PING", handle_ping, 0, 0, 0, -1, {0}},
+    [OP_SERVER_INFO] = {OP_SERVER_INFO, "SERVER_INFO", handle_server_info, 0, 0, 0, -1, {0}},
+    [OP_REGION_CREATE] = {OP_REGION_CREATE, "REGION_CREATE", handle_region_create, 2, 3, 0, -1, {"name", "type", "options"}},
+    [OP_REGION_DESTROY] = {OP_REGION_DESTROY, "REGION_DESTROY", handle_region_destroy, 1, 1, 0, -1, {"name"}},
+    [OP_REGION_LIST] = {OP_REGION_LIST, "REGION_LIST", handle_region_list, 0, 0, 0, -1, {0}},
+    [OP_REGION_DESCRIBE] = {OP_REGION_DESCRIBE, "REGION_DESCRIBE", handle_region_describe, 1, 1, 0, -1, {"name"}},
+    [OP_PUT] = {OP_PUT, "PUT", handle_put, 3, 3, 0, 2, {"region", "key", "value"}},
+    [OP_GET] = {OP_GET, "GET", handle_get, 2, 2, 0, -1, {"region", "key"}},
+    [OP_REMOVE] = {OP_REMOVE, "REMOVE", handle_remove, 2, 2, 0, -1, {"region", "key"}},
+    [OP_CONTAINS_KEY] = {OP_CONTAINS_KEY, "CONTAINS_KEY", handle_contains_key, 2, 2, 0, -1, {"region", "key"}},
+    [OP_PUT_ALL] = {OP_PUT_ALL, "PUT_ALL", handle_put_all, 2, 2, 1, 1, {"region", "entries"}},
+    [OP_GET_ALL] = {OP_GET_ALL, "GET_ALL", handle_get_all, 2, 2, 0, -1, {"region", "keys"}},
+    [OP_SIZE] = {OP_SIZE, "SIZE", handle_size, 1, 1, 0, -1, {"region"}},
+    [OP_GET_ENTRY] = {OP_GET_ENTRY, "GET_ENTRY", handle_get_entry, 2, 2, 0, -1, {"region", "key"}},
+    [OP_KEYS] = {OP_KEYS, "KEYS", handle_keys, 3, 3, 0, -1, {"region", "cursor", "limit"}},
+    [OP_ENTRIES] = {OP_ENTRIES, "ENTRIES", handle_entries, 3, 3, 0, -1, {"region", "cursor", "limit"}},
+    [OP_CLEAR] = {OP_CLEAR, "CLEAR", handle_clear, 1, 1, 0, -1, {"region"}},
+};
+
+const command *command_lookup(uint32_t op)
+{
+    return op < MAX_OP && commands[op].fn ? &commands[op] : NULL;
+}

@@ -1,0 +1,165 @@
+#include "server/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/proto.h"
+
+void server_config_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: agated --role=server --name=NAME --dir=DIR [options]\n"
+            "Runs an Agate member in the foreground (agate start server runs it detached).\n"
+            "  --port=N              TCP port, 0 picks a free one (default %d)\n"
+            "  --bind-address=ADDR   IPv4 address to listen on (default 127.0.0.1)\n"
+            "  --threads=N           worker threads (default: number of CPUs)\n"
+            "  --max-frame-size=B    largest request frame body (default %u)\n"
+            "  --max-key-size=B      largest key (default %u)\n"
+            "  --max-value-size=B    largest value (default %u)\n"
+            "  --max-depth=N         deepest value nesting (default %u)\n"
+            "  --log-level=L         debug, info, warn or error (default info)\n",
+            AGATE_DEFAULT_PORT, AGATE_DEFAULT_MAX_FRAME, AGATE_DEFAULT_MAX_KEY,
+            AGATE_DEFAULT_MAX_VALUE, AGATE_DEFAULT_MAX_DEPTH);
+}
+
+static void defaults(server_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->bind, sizeof(cfg->bind), "127.0.0.1");
+    cfg->port = AGATE_DEFAULT_PORT;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
+    cfg->max_frame = AGATE_DEFAULT_MAX_FRAME;
+    cfg->max_key = AGATE_DEFAULT_MAX_KEY;
+    cfg->max_value = AGATE_DEFAULT_MAX_VALUE;
+    cfg->max_depth = AGATE_DEFAULT_MAX_DEPTH;
+    cfg->log_level = LOG_INFO;
+}
+
+/* Parses a whole decimal number in [lo, hi]. */
+static int parse_num(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int copy_str(char *dst, size_t cap, const char *v)
+{
+    if (!*v || strlen(v) >= cap)
+        return -1;
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+/* Applies one --key=value. Returns 0 or -1 with err filled. */
+static int apply(server_config *cfg, const char *key, const char *val, char *err, size_t errlen)
+{
+    long long n;
+    struct { const char *name; long long lo, hi; } nums[] = {
+        {"port", 0, 65535}, {"threads", 1, 64}, {"max-frame-size", 64, 1LL << 31},
+        {"max-key-size", 1, 1 << 24}, {"max-value-size", 1, 1LL << 31}, {"max-depth", 1, 200},
+    };
+    if (strcmp(key, "role") == 0) {
+        if (strcmp(val, "server") != 0) {
+            snprintf(err, errlen, "--role: only 'server' is supported by this version");
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(key, "name") == 0 || strcmp(key, "dir") == 0 || strcmp(key, "bind-address") == 0) {
+        char *dst = key[0] == 'n' ? cfg->name : key[0] == 'd' ? cfg->dir : cfg->bind;
+        size_t cap = key[0] == 'n' ? sizeof(cfg->name) : key[0] == 'd' ? sizeof(cfg->dir) : sizeof(cfg->bind);
+        if (copy_str(dst, cap, val)) {
+            snprintf(err, errlen, "--%s: empty or too long", key);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(key, "log-level") == 0) {
+        int lvl = log_level_parse(val);
+        if (lvl < 0) {
+            snprintf(err, errlen, "--log-level: expected debug, info, warn or error, got '%s'", val);
+            return -1;
+        }
+        cfg->log_level = lvl;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        if (strcmp(key, nums[i].name) != 0)
+            continue;
+        if (parse_num(val, nums[i].lo, nums[i].hi, &n)) {
+            snprintf(err, errlen, "--%s: expected a number in %lld..%lld, got '%s'", key,
+                     nums[i].lo, nums[i].hi, val);
+            return -1;
+        }
+        switch (i) {
+        case 0: cfg->port = (int)n; break;
+        case 1: cfg->threads = (int)n; break;
+        case 2: cfg->max_frame = (uint32_t)n; break;
+        case 3: cfg->max_key = (uint32_t)n; break;
+        case 4: cfg->max_value = (uint32_t)n; break;
+        default: cfg->max_depth = (uint32_t)n; break;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "unknown option --%s", key);
+    return -1;
+}
+
+int server_config_parse(int argc, char **argv, server_config *cfg, char *err, size_t errlen)
+{
+    defaults(cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            server_config_usage(stdout);
+            return 1;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("agated %s (protocol %d)\n", AGATE_VERSION, AGATE_PROTO_VERSION);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s'", a);
+            return -1;
+        }
+        char key[64];
+        const char *eq = strchr(a + 2, '=');
+        const char *val;
+        size_t klen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (klen == 0 || klen >= sizeof(key)) {
+            snprintf(err, errlen, "bad option '%s'", a);
+            return -1;
+        }
+        memcpy(key, a + 2, klen);
+        key[klen] = 0;
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            snprintf(err, errlen, "option --%s needs a value", key);
+            return -1;
+        }
+        if (apply(cfg, key, val, err, errlen))
+            return -1;
+    }
+    if (!cfg->name[0] || !cfg->dir[0]) {
+        snprintf(err, errlen, "--name and --dir are required");
+        return -1;
+    }
+    if (cfg->max_key > cfg->max_frame || cfg->max_value > cfg->max_frame) {
+        snprintf(err, errlen, "--max-key-size and --max-value-size must not exceed --max-frame-size");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* config.h - the server's command line. */
+#ifndef AGATE_SERVER_CONFIG_H
+#define AGATE_SERVER_CONFIG_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct server_config {
+    char name[64];
+    char dir[PATH_MAX];
+    char bind[64];
+    int port;
+    int threads;
+    uint32_t max_frame;
+    uint32_t max_key;
+    uint32_t max_value;
+    uint32_t max_depth;
+    int log_level;
+} server_config;
+
+/* Parses argv. Returns 0 (run), 1 (help or version was printed: exit 0), or
+ * -1 with a message in err (a usage error: exit 2). */
+int server_config_parse(int argc, char **argv, server_config *cfg, char *err, size_t errlen);
+void server_config_usage(FILE *fp);
+
+#endif

@@ -1,0 +1,36 @@
+/* conn.h - one client connection: reads bytes, cuts frames, hands each to
+ * the dispatcher, writes replies back. Lives on one worker thread. */
+#ifndef AGATE_SERVER_CONN_H
+#define AGATE_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "server/worker.h"
+
+struct event;
+
+typedef struct conn {
+    int fd;
+    worker_t *w;
+    struct event *rev, *wev;
+    buf_t in, out;
+    bool handshaken;
+    bool close_after_flush; /* a fatal error was answered: close once sent */
+    bool out_failed;        /* an allocation for the reply failed */
+    bool reading_paused;    /* output above the high-water mark */
+    char peer[48];
+    struct conn *prev, *next;
+} conn_t;
+
+/* Takes ownership of fd and starts reading. NULL (fd closed) on failure. */
+conn_t *conn_new(worker_t *w, int fd);
+/* Closes the socket and frees the connection. */
+void conn_free(conn_t *c);
+/* Best-effort blocking flush for shutdown (bounded by timeout_ms). */
+void conn_flush_for_shutdown(conn_t *c, int timeout_ms);
+/* msgpack_packer write callback appending to c->out (data = conn_t *). */
+int conn_pack_write(void *data, const char *p, size_t n);
+
+#endif

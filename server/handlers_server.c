@@ -1,0 +1,106 @@
+/* Connection and server-level requests: HELLO, PING, SERVER_INFO. */
+#include <string.h>
+#include <unistd.h>
+
+#include "common/mpw.h"
+#include "common/proto.h"
+#include "server/handlers.h"
+#include "server/registry.h"
+#include "server/worker.h"
+
+static void pack_kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    mpw_cstr(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    mpw_cstr(pk, k);
+    mpw_cstr(pk, v);
+}
+
+void handle_hello(req_ctx *x)
+{
+    mp_cursor c;
+    const uint8_t *magic;
+    uint32_t mlen;
+    uint64_t version;
+    arg_cursor(x, 0, &c);
+    bool magic_ok = mp_read_str(&c, &magic, &mlen) == 0 && mlen == strlen(AGATE_PROTO_MAGIC) &&
+                    memcmp(magic, AGATE_PROTO_MAGIC, mlen) == 0;
+    arg_cursor(x, 1, &c);
+    if (!magic_ok || mp_read_uint(&c, &version) || version != AGATE_PROTO_VERSION) {
+        reply_error(x, ST_BAD_VERSION, "expected magic '%s' and protocol version %d",
+                    AGATE_PROTO_MAGIC, AGATE_PROTO_VERSION);
+        x->conn->close_after_flush = true;
+        return;
+    }
+    x->conn->handshaken = true;
+    const server_config *cfg = &x->srv->cfg;
+    msgpack_packer *pk = &x->pk;
+    reply_head(x, ST_OK, 1);
+    msgpack_pack_map(pk, 9);
+    pack_kv_str(pk, "server", cfg->name);
+    pack_kv_uint(pk, "member_id", x->srv->member_id);
+    pack_kv_uint(pk, "protocol", AGATE_PROTO_VERSION);
+    pack_kv_str(pk, "version", AGATE_VERSION);
+    pack_kv_uint(pk, "max_frame", cfg->max_frame);
+    pack_kv_uint(pk, "max_key", cfg->max_key);
+    pack_kv_uint(pk, "max_value", cfg->max_value);
+    pack_kv_uint(pk, "max_depth", cfg->max_depth);
+    pack_kv_uint(pk, "metadata_version", 0);
+    reply_done(x);
+}
+
+void handle_ping(req_ctx *x) { reply_status(x, ST_OK); }
+
+/* Sums every worker's counter for op (relaxed reads: a snapshot). */
+static uint64_t ops_total(const server_t *srv, int op)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < srv->nworkers; i++)
+        n += atomic_load_explicit(&srv->workers[i].ops[op], memory_order_relaxed);
+    return n;
+}
+
+static void pack_ops(msgpack_packer *pk, const server_t *srv)
+{
+    uint32_t n = 0;
+    for (int op = 0; op < WORKER_OPS_TRACKED; op++)
+        n += proto_op_name(op) != NULL;
+    msgpack_pack_map(pk, n);
+    for (int op = 0; op < WORKER_OPS_TRACKED; op++)
+        if (proto_op_name(op))
+            pack_kv_uint(pk, proto_op_name(op), ops_total(srv, op));
+}
+
+void handle_server_info(req_ctx *x)
+{
+    const server_t *srv = x->srv;
+    msgpack_packer *pk = &x->pk;
+    uint64_t conns = 0, entries = 0;
+    for (int i = 0; i < srv->nworkers; i++)
+        conns += atomic_load_explicit(&srv->workers[i].nconns, memory_order_relaxed);
+    const registry_view *v = registry_snapshot(srv->registry);
+    for (size_t i = 0; i < registry_view_count(v); i++)
+        entries += region_size(registry_view_at(v, i));
+    reply_head(x, ST_OK, 1);
+    msgpack_pack_map(pk, 14);
+    pack_kv_str(pk, "name", srv->cfg.name);
+    pack_kv_uint(pk, "member_id", srv->member_id);
+    pack_kv_uint(pk, "pid", (uint64_t)getpid());
+    pack_kv_str(pk, "version", AGATE_VERSION);
+    pack_kv_uint(pk, "protocol", AGATE_PROTO_VERSION);
+    pack_kv_uint(pk, "uptime_s", (uint64_t)(time(NULL) - srv->started));
+    pack_kv_uint(pk, "threads", (uint64_t)srv->nworkers);
+    pack_kv_uint(pk, "connections", conns);
+    pack_kv_uint(pk, "regions", registry_view_count(v));
+    pack_kv_uint(pk, "entries", entries);
+    pack_kv_str(pk, "bind", srv->cfg.bind);
+    pack_kv_uint(pk, "port", (uint64_t)srv->port);
+    pack_kv_str(pk, "dir", srv->cfg.dir);
+    mpw_cstr(pk, "ops");
+    pack_ops(pk, srv);
+    reply_done(x);
+}

@@ -1,0 +1,95 @@
+#include "server/worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "server/conn.h"
+
+/* Accepted fds arrive as ints written to the notify pipe; -1 means stop.
+ * Writes of sizeof(int) <= PIPE_BUF are atomic, so no queue or lock. */
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    int fds[64];
+    ssize_t n = read(fd, fds, sizeof(fds));
+    if (n <= 0)
+        return;
+    qsbr_online(w->srv->qsbr, w->id);
+    for (ssize_t i = 0; i < n / (ssize_t)sizeof(int); i++) {
+        if (fds[i] < 0) {
+            event_base_loopbreak(w->base);
+            continue;
+        }
+        conn_new(w, fds[i]);
+    }
+    qsbr_offline(w->srv->qsbr, w->id);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    event_base_dispatch(w->base);
+    /* shutting down: answer what was already read, then close */
+    while (w->conns) {
+        conn_flush_for_shutdown(w->conns, 1000);
+        conn_free(w->conns);
+    }
+    return NULL;
+}
+
+int worker_start(worker_t *w, server_t *srv, int id)
+{
+    int p[2];
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->srv = srv;
+    buf_init(&w->scratch);
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+        return -errno;
+    w->notify_rd = p[0];
+    w->notify_wr = p[1];
+    /* the write end blocks: a handoff must not be dropped */
+    fcntl(w->notify_wr, F_SETFL, 0);
+    w->base = event_base_new();
+    if (!w->base)
+        return -ENOMEM;
+    w->notify_ev = event_new(w->base, w->notify_rd, EV_READ | EV_PERSIST, on_notify, w);
+    if (!w->notify_ev || event_add(w->notify_ev, NULL))
+        return -ENOMEM;
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc)
+        return -rc;
+    char name[16];
+    snprintf(name, sizeof(name), "agate-w%d", id);
+    pthread_setname_np(w->thread, name);
+    return 0;
+}
+
+int worker_handoff(worker_t *w, int fd)
+{
+    ssize_t n;
+    do
+        n = write(w->notify_wr, &fd, sizeof(fd));
+    while (n < 0 && errno == EINTR);
+    return n == sizeof(fd) ? 0 : -errno;
+}
+
+void worker_stop(worker_t *w)
+{
+    int stop = -1;
+    if (!w->base)
+        return;
+    if (write(w->notify_wr, &stop, sizeof(stop)) != sizeof(stop))
+        log_error("worker %d: cannot signal stop: %s", w->id, strerror(errno));
+    pthread_join(w->thread, NULL);
+    event_free(w->notify_ev);
+    event_base_free(w->base);
+    close(w->notify_rd);
+    close(w->notify_wr);
+    buf_free(&w->scratch);
+    w->base = NULL;
+}

@@ -1,0 +1,48 @@
+/* worker.h - worker threads, memcached style: each runs its own event_base
+ * and owns the connections the listener hands it; a connection never moves
+ * between workers, so its state needs no lock. */
+#ifndef AGATE_SERVER_WORKER_H
+#define AGATE_SERVER_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "server/server.h"
+
+#define WORKER_OPS_TRACKED 32 /* opcodes below this are counted per op */
+
+struct conn;
+
+typedef struct worker {
+    int id;
+    server_t *srv;
+    pthread_t thread;
+    struct event_base *base;
+    int notify_rd, notify_wr; /* the listener writes accepted fds here */
+    struct event *notify_ev;
+    struct conn *conns;       /* all open connections, for shutdown */
+    buf_t scratch;            /* per-worker temporary space for handlers */
+    /* statistics: written only by this worker, read by any */
+    _Alignas(64) _Atomic uint64_t nconns;
+    _Atomic uint64_t ops[WORKER_OPS_TRACKED];
+} worker_t;
+
+/* Creates the worker's loop and starts its thread. 0 or -errno. */
+int worker_start(worker_t *w, server_t *srv, int id);
+/* Gives an accepted, non-blocking socket to w. Called from the listener
+ * thread. 0 or -errno (then the caller closes fd). */
+int worker_handoff(worker_t *w, int fd);
+/* Asks w to flush and close its connections and exit; joins the thread. */
+void worker_stop(worker_t *w);
+/* Counts one processed request of opcode op. */
+static inline void worker_count_op(worker_t *w, uint32_t op)
+{
+    if (op < WORKER_OPS_TRACKED) {
+        uint64_t n = atomic_load_explicit(&w->ops[op], memory_order_relaxed);
+        atomic_store_explicit(&w->ops[op], n + 1, memory_order_relaxed);
+    }
+}
+
+#endif
