@@ -21,15 +21,16 @@ size_t frame_begin(buf_t *b)
 {
     if (buf_reserve(b, FRAME_HEADER))
         return (size_t)-1;
-    size_t off = b->len;
+    size_t off = b->len - b->rpos;
     b->len += FRAME_HEADER;
     return off;
 }
 
 void frame_end(buf_t *b, size_t off)
 {
-    uint32_t len = (uint32_t)(b->len - off - FRAME_HEADER);
-    uint8_t *h = b->data + off;
+    size_t start = b->rpos + off;
+    uint32_t len = (uint32_t)(b->len - start - FRAME_HEADER);
+    uint8_t *h = b->data + start;
     h[0] = (uint8_t)(len >> 24);
     h[1] = (uint8_t)(len >> 16);
     h[2] = (uint8_t)(len >> 8);

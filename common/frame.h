@@ -26,7 +26,9 @@ long frame_next(const uint8_t *p, size_t n, uint32_t max_body, const uint8_t **b
                 uint32_t *body_len);
 
 /* Starts a frame at the end of b: reserves the header. Returns the offset to
- * pass to frame_end, or (size_t)-1 if out of memory. */
+ * pass to frame_end, or (size_t)-1 if out of memory. The offset counts from
+ * the buffer's read position, so it survives the compaction that appending
+ * may do while the frame is built (consuming from b meanwhile is not allowed). */
 size_t frame_begin(buf_t *b);
 /* Writes the body length into the header reserved at off. */
 void frame_end(buf_t *b, size_t off);

@@ -119,11 +119,15 @@ static int write_out(conn_t *c)
     return 0;
 }
 
-/* Cuts and dispatches every whole frame in the input buffer. */
-static void process_input(conn_t *c)
+/* Cuts and dispatches whole frames from the input buffer until it holds no
+ * whole frame or the output backs up. Returns true when it stopped for the
+ * output with input left over (a backlog to resume once output drains). */
+static bool process_input(conn_t *c)
 {
     uint32_t max = c->w->srv->cfg.max_frame;
-    while (!c->close_after_flush && buf_readable(&c->out) < OUT_HIGH_WATER) {
+    while (!c->close_after_flush) {
+        if (buf_readable(&c->out) >= OUT_HIGH_WATER)
+            return buf_readable(&c->in) > 0;
         const uint8_t *body;
         uint32_t len;
         long n = frame_next(buf_rptr(&c->in), buf_readable(&c->in), max, &body, &len);
@@ -140,35 +144,46 @@ static void process_input(conn_t *c)
         buf_consume(&c->in, (size_t)n);
     }
     buf_shrink_idle(&c->in, IDLE_BUF_KEEP);
+    return false;
 }
 
-/* After input was processed: send, and decide what to wait for next.
- * Returns -1 when the connection was freed. */
-static int after_processing(conn_t *c)
+static void set_reading(conn_t *c, bool on)
 {
-    if (c->out_failed) {
-        log_warn("connection from %s: out of memory building a reply; closing", c->peer);
-        conn_free(c);
-        return -1;
-    }
-    if (write_out(c)) {
-        conn_free(c);
-        return -1;
-    }
-    if (buf_readable(&c->out) == 0) {
-        if (c->close_after_flush) {
+    if (on && c->reading_paused)
+        event_add(c->rev, NULL);
+    else if (!on && !c->reading_paused)
+        event_del(c->rev);
+    c->reading_paused = !on;
+}
+
+/* Processes buffered input and sends replies until the input holds no whole
+ * frame or the peer stops taking output; then waits for the right events:
+ * reading is paused while a backlog waits for output room (resumed by
+ * on_write) and after a fatal error. Returns -1 when c was freed. */
+static int pump(conn_t *c)
+{
+    bool backlog;
+    do {
+        backlog = process_input(c);
+        if (c->out_failed) {
+            log_warn("connection from %s: out of memory building a reply; closing", c->peer);
             conn_free(c);
             return -1;
         }
-        event_del(c->wev);
-    } else {
+        if (write_out(c)) {
+            conn_free(c);
+            return -1;
+        }
+    } while (backlog && buf_readable(&c->out) < OUT_LOW_WATER);
+    if (buf_readable(&c->out) == 0 && c->close_after_flush) {
+        conn_free(c);
+        return -1;
+    }
+    set_reading(c, !backlog && !c->close_after_flush);
+    if (buf_readable(&c->out) > 0)
         event_add(c->wev, NULL);
-    }
-    bool pause = c->close_after_flush || buf_readable(&c->out) >= OUT_HIGH_WATER;
-    if (pause && !c->reading_paused) {
-        event_del(c->rev);
-        c->reading_paused = true;
-    }
+    else
+        event_del(c->wev);
     return 0;
 }
 
@@ -190,8 +205,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     c->in.len += (size_t)n;
     qsbr_online(w->srv->qsbr, w->id);
-    process_input(c);
-    after_processing(c);
+    pump(c);
     qsbr_offline(w->srv->qsbr, w->id);
 }
 
@@ -203,23 +217,20 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
-    if (buf_readable(&c->out) == 0 && c->close_after_flush) {
-        conn_free(c);
-        return;
-    }
     if (c->reading_paused && !c->close_after_flush && buf_readable(&c->out) < OUT_LOW_WATER) {
-        c->reading_paused = false;
-        event_add(c->rev, NULL);
         /* requests already buffered were waiting for room */
         qsbr_online(w->srv->qsbr, w->id);
-        process_input(c);
-        int gone = after_processing(c);
+        pump(c);
         qsbr_offline(w->srv->qsbr, w->id);
-        if (gone)
-            return;
+        return;
     }
-    if (buf_readable(&c->out) == 0)
+    if (buf_readable(&c->out) == 0) {
+        if (c->close_after_flush) {
+            conn_free(c);
+            return;
+        }
         event_del(c->wev);
+    }
 }
 
 void conn_flush_for_shutdown(conn_t *c, int timeout_ms)

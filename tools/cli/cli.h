@@ -1,0 +1,180 @@
+/* cli.h - the agate CLI's command table, parsed arguments and shared state.
+ *
+ * Every command (on the command line and in the shell) goes through the same
+ * path: cli_parse() finds the command in the table and parses its options
+ * into a cli_args, cli_run() validates and calls the handler. The shell uses
+ * the same table for help and completion, so a command behaves identically
+ * in both places. */
+#ifndef AGATE_CLI_CLI_H
+#define AGATE_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "agate/agate.h"
+
+/* Exit codes of every command and of the program. */
+enum {
+    EXIT_OK = 0,
+    EXIT_ERR = 1,   /* the command failed; message on stderr */
+    EXIT_USAGE = 2, /* unknown command or option, missing or bad value */
+};
+
+#define CLI_DEFAULT_SERVER "127.0.0.1:40404"
+#define CLI_MAX_OPTS 24
+
+typedef enum cli_opt_type {
+    OPT_STR,
+    OPT_INT,  /* decimal integer within [min, max] */
+    OPT_SIZE, /* like OPT_INT, with an optional K/M/G suffix (powers of 1024) */
+    OPT_BOOL, /* --flag, or --flag=true|false; never takes the next word */
+} cli_opt_type;
+
+typedef struct cli_opt {
+    const char *name;    /* without the leading "--" */
+    cli_opt_type type;
+    bool required;
+    const char *metavar; /* shown in usage: --name=METAVAR */
+    const char *help;
+    const char *choices; /* "a|b|c": the only accepted values (case-insensitive) */
+    long long min, max;  /* OPT_INT / OPT_SIZE range */
+} cli_opt;
+
+struct cli_ctx;
+struct cli_args;
+typedef int (*cli_handler)(struct cli_ctx *ctx, const struct cli_args *a);
+
+enum {
+    CMD_SHELL_ONLY = 1 << 0, /* exit, quit, disconnect */
+    CMD_POSITIONAL = 1 << 1, /* takes free words (help <command>) */
+};
+
+typedef struct cli_command {
+    const char *name;     /* the command words, space separated: "create region" */
+    const char *group;    /* heading in the command list */
+    const char *summary;  /* one line */
+    const cli_opt *opts;  /* terminated by an entry with name NULL */
+    cli_handler handler;
+    unsigned flags;
+    const char *details;  /* more help text (examples), or NULL */
+} cli_command;
+
+/* The table, terminated by an entry with name NULL. */
+extern const cli_command cli_commands[];
+/* Options every command accepts: --server, --json, --help. */
+extern const cli_opt cli_global_opts[];
+
+typedef struct cli_args {
+    const cli_command *cmd;
+    const char *val[CLI_MAX_OPTS]; /* by index in cmd->opts; NULL = absent */
+    long long num[CLI_MAX_OPTS];   /* parsed OPT_INT / OPT_SIZE / OPT_BOOL */
+    int npos;
+    char **pos;                    /* free words (CMD_POSITIONAL only) */
+    const char *server;            /* --server, or NULL */
+    bool json;                     /* --json */
+    bool help;                     /* --help / -h */
+    bool version;                  /* --version (before the command only) */
+} cli_args;
+
+/* State shared by the commands of one program run (or one shell session). */
+typedef struct cli_ctx {
+    bool in_shell;
+    agate_client *conn;  /* the shell's connection (connect), or NULL */
+    char *conn_addr;     /* the address it was opened with */
+    bool quit;           /* set by exit / quit */
+    int quit_code;
+} cli_ctx;
+
+/* ---- cmd.c: parsing, dispatch, help ------------------------------------ */
+
+/* Parses argv (the words after the program name, or a shell line's words)
+ * into a: leading global options, the command words, then the command's
+ * options as --name=value, --name value or --flag. a->cmd is NULL when argv
+ * holds only global options. Returns 0, or EXIT_USAGE after printing the
+ * problem and the relevant usage to stderr. a->pos points into argv. */
+int cli_parse(int argc, char **argv, cli_args *a);
+/* Parses and runs one command; returns its exit code. With no command words
+ * it prints the general help (shell) and returns EXIT_USAGE. */
+int cli_execute(cli_ctx *ctx, int argc, char **argv);
+/* Finds a command by its exact words ("list regions"), or NULL. */
+const cli_command *cli_find(const char *name);
+/* Prints the usage line, summary, options and details of cmd. */
+void cli_print_usage(const cli_command *cmd, FILE *fp);
+/* Prints the list of commands grouped, and the global options. */
+void cli_print_help(FILE *fp, bool in_shell);
+/* Prints "agate: <msg>" and the usage of cmd to stderr; returns EXIT_USAGE. */
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Option accessors; name must be one of the command's options. */
+const char *cli_str(const cli_args *a, const char *name); /* NULL if absent */
+const char *cli_str_or(const cli_args *a, const char *name, const char *def);
+long long cli_int(const cli_args *a, const char *name, long long def);
+bool cli_flag(const cli_args *a, const char *name);
+bool cli_has(const cli_args *a, const char *name);
+
+/* ---- conn.c: connections ---------------------------------------------- */
+
+/* The server a command talks to: --server, else the shell's connection,
+ * else $AGATE_SERVER, else 127.0.0.1:40404. */
+const char *cli_server(const cli_ctx *ctx, const cli_args *a);
+/* A connected client for the command: the shell's connection unless
+ * --server names another server, else a new connection. NULL after printing
+ * "agate: cannot connect to ADDR: reason". Release with cli_release. */
+agate_client *cli_connect(cli_ctx *ctx, const cli_args *a);
+/* Opens a new connection to addr with the CLI's timeouts; NULL after
+ * printing the reason. */
+agate_client *cli_open(const char *addr);
+void cli_release(cli_ctx *ctx, agate_client *c);
+/* Prints "agate: <what>: <the library's message>" (or without what when it
+ * is NULL) and returns EXIT_ERR. */
+int cli_fail(agate_client *c, int rc, const char *what);
+
+/* ---- output.c --------------------------------------------------------- */
+
+/* "agate: " + message + newline on stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- handlers (one file per group) ------------------------------------ */
+
+int cmd_help(cli_ctx *ctx, const cli_args *a);
+int cmd_version(cli_ctx *ctx, const cli_args *a);
+int cmd_connect(cli_ctx *ctx, const cli_args *a);
+int cmd_disconnect(cli_ctx *ctx, const cli_args *a);
+int cmd_exit(cli_ctx *ctx, const cli_args *a);
+
+int cmd_start_server(cli_ctx *ctx, const cli_args *a);
+int cmd_status_server(cli_ctx *ctx, const cli_args *a);
+int cmd_stop_server(cli_ctx *ctx, const cli_args *a);
+
+int cmd_create_region(cli_ctx *ctx, const cli_args *a);
+int cmd_destroy_region(cli_ctx *ctx, const cli_args *a);
+int cmd_list_regions(cli_ctx *ctx, const cli_args *a);
+int cmd_describe_region(cli_ctx *ctx, const cli_args *a);
+int cmd_clear_region(cli_ctx *ctx, const cli_args *a);
+
+int cmd_put(cli_ctx *ctx, const cli_args *a);
+int cmd_get(cli_ctx *ctx, const cli_args *a);
+int cmd_remove(cli_ctx *ctx, const cli_args *a);
+int cmd_size(cli_ctx *ctx, const cli_args *a);
+int cmd_keys(cli_ctx *ctx, const cli_args *a);
+
+int cmd_import_data(cli_ctx *ctx, const cli_args *a);
+int cmd_export_data(cli_ctx *ctx, const cli_args *a);
+
+/* ---- shell.c ---------------------------------------------------------- */
+
+/* Runs the interactive shell (libedit) when stdin is a terminal, else reads
+ * commands line by line without prompts. initial_server (may be NULL) is
+ * connected first. Returns the exit code of the last command run (0 if
+ * none), or the code given to exit. */
+int cli_shell(cli_ctx *ctx, const char *initial_server);
+/* Splits a shell line into words: whitespace separates; '...' is literal;
+ * "..." allows \" \\ escapes; a backslash outside quotes escapes the next
+ * character; # at the start of a word starts a comment. On success *argv is
+ * a NULL-terminated array (free with cli_free_words). Returns the word
+ * count, or -1 with *errmsg set (unterminated quote). */
+int cli_split_words(const char *line, char ***argv, const char **errmsg);
+void cli_free_words(char **argv);
+
+#endif

@@ -1,0 +1,675 @@
+/* cmd.c - the command table, argument parsing, dispatch and help.
+ *
+ * Parsing is generic: the table says which options a command has and their
+ * types, so every command gets the same syntax (--name=value, --name value,
+ * --flag), the same errors (exit 2 with the command's usage) and the same
+ * help, on the command line and in the shell. */
+#include "tools/cli/cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define END_OPTS {NULL, OPT_STR, false, NULL, NULL, NULL, 0, 0}
+
+const cli_opt cli_global_opts[] = {
+    {"server", OPT_STR, false, "HOST:PORT",
+     "server to talk to (default: $AGATE_SERVER, else " CLI_DEFAULT_SERVER ")", NULL, 0, 0},
+    {"json", OPT_BOOL, false, NULL, "print one machine-readable JSON document on stdout", NULL, 0, 0},
+    {"help", OPT_BOOL, false, NULL, "show the usage of the command", NULL, 0, 0},
+    END_OPTS,
+};
+
+#define REGION_TYPES                                                                              \
+    "PARTITION|PARTITION_REDUNDANT|PARTITION_PERSISTENT|PARTITION_REDUNDANT_PERSISTENT|REPLICATE|" \
+    "REPLICATE_PERSISTENT"
+
+static const cli_opt no_opts[] = {END_OPTS};
+
+static const cli_opt start_server_opts[] = {
+    {"name", OPT_STR, false, "NAME", "member name (default server1)", NULL, 0, 0},
+    {"dir", OPT_STR, false, "DIR", "working directory, created if missing (default ./NAME)", NULL, 0, 0},
+    {"port", OPT_INT, false, "PORT", "TCP port; 0 picks a free one (default 40404)", NULL, 0, 65535},
+    {"bind-address", OPT_STR, false, "ADDR", "IPv4 address to listen on (server default 127.0.0.1)", NULL, 0, 0},
+    {"threads", OPT_INT, false, "N", "worker threads (server default: number of CPUs)", NULL, 1, 1024},
+    {"max-frame-size", OPT_SIZE, false, "BYTES", "largest request frame (K/M/G suffixes allowed)", NULL, 1, 1LL << 40},
+    {"max-key-size", OPT_SIZE, false, "BYTES", "largest key", NULL, 1, 1LL << 40},
+    {"max-value-size", OPT_SIZE, false, "BYTES", "largest value", NULL, 1, 1LL << 40},
+    {"max-depth", OPT_INT, false, "N", "deepest nesting of a value", NULL, 1, 100000},
+    {"log-level", OPT_STR, false, "LEVEL", "server log level", "debug|info|warn|error", 0, 0},
+    {"timeout", OPT_INT, false, "SECONDS", "how long to wait for the server to come up (default 60)", NULL, 1, 86400},
+    END_OPTS,
+};
+
+static const cli_opt status_server_opts[] = {
+    {"name", OPT_STR, false, "NAME", "member name, to find its directory ./NAME (default server1)", NULL, 0, 0},
+    {"dir", OPT_STR, false, "DIR", "the server's working directory", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt stop_server_opts[] = {
+    {"name", OPT_STR, false, "NAME", "member name, to find its directory ./NAME (default server1)", NULL, 0, 0},
+    {"dir", OPT_STR, false, "DIR", "the server's working directory", NULL, 0, 0},
+    {"timeout", OPT_INT, false, "SECONDS", "wait this long after SIGTERM before SIGKILL (default 30)", NULL, 0, 86400},
+    END_OPTS,
+};
+
+static const cli_opt create_region_opts[] = {
+    {"name", OPT_STR, true, "REGION", "region name: 1-128 of [A-Za-z0-9_.-]", NULL, 0, 0},
+    {"type", OPT_STR, true, "TYPE", "region type", REGION_TYPES, 0, 0},
+    {"redundant-copies", OPT_INT, false, "N", "extra copies of each bucket (default: 1 for _REDUNDANT types, else 0)", NULL, 0, 1000},
+    {"total-num-buckets", OPT_INT, false, "N", "number of buckets (default 113)", NULL, 1, 1000000},
+    {"if-not-exists", OPT_BOOL, false, NULL, "succeed if a region of that name and type exists", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt destroy_region_opts[] = {
+    {"name", OPT_STR, true, "REGION", "region to destroy, with all its entries", NULL, 0, 0},
+    {"if-exists", OPT_BOOL, false, NULL, "succeed if there is no such region", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt region_name_opts[] = {
+    {"name", OPT_STR, true, "REGION", "region name", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt put_opts[] = {
+    {"region", OPT_STR, true, "REGION", "region name", NULL, 0, 0},
+    {"key", OPT_STR, false, "KEY", "the key, as text", NULL, 0, 0},
+    {"key-base64", OPT_STR, false, "B64", "the key, as base64 bytes (instead of --key)", NULL, 0, 0},
+    {"value", OPT_STR, true, "JSON", "the value as JSON, e.g. '{\"a\": 1}' or '\"text\"'", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt key_opts[] = {
+    {"region", OPT_STR, true, "REGION", "region name", NULL, 0, 0},
+    {"key", OPT_STR, false, "KEY", "the key, as text", NULL, 0, 0},
+    {"key-base64", OPT_STR, false, "B64", "the key, as base64 bytes (instead of --key)", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt size_opts[] = {
+    {"region", OPT_STR, true, "REGION", "region name", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt keys_opts[] = {
+    {"region", OPT_STR, true, "REGION", "region name", NULL, 0, 0},
+    {"limit", OPT_INT, false, "N", "print at most N keys (default: all)", NULL, 1, 1LL << 62},
+    END_OPTS,
+};
+
+static const cli_opt import_opts[] = {
+    {"region", OPT_STR, true, "REGION", "region to put the entries into", NULL, 0, 0},
+    {"file", OPT_STR, true, "FILE", "JSON Lines file to read, - for stdin", NULL, 0, 0},
+    {"batch-size", OPT_INT, false, "N", "entries per put-all request (default 1000)", NULL, 1, 1000000},
+    {"skip-bad", OPT_BOOL, false, NULL, "report and skip bad lines instead of stopping", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt export_opts[] = {
+    {"region", OPT_STR, true, "REGION", "region to read", NULL, 0, 0},
+    {"file", OPT_STR, true, "FILE", "JSON Lines file to write (replaced), - for stdout", NULL, 0, 0},
+    {"batch-size", OPT_INT, false, "N", "entries per page (default 1000, at most 10000)", NULL, 1, 10000},
+    END_OPTS,
+};
+
+static const cli_opt connect_opts[] = {
+    {"timeout", OPT_INT, false, "SECONDS", "connect timeout (default 5)", NULL, 1, 3600},
+    END_OPTS,
+};
+
+static const cli_opt exit_opts[] = {
+    {"code", OPT_INT, false, "N", "exit status (default: that of the last command)", NULL, 0, 255},
+    END_OPTS,
+};
+
+const cli_command cli_commands[] = {
+    {"start server", "Server lifecycle", "Start a server (agated) in the background and wait until it answers",
+     start_server_opts, cmd_start_server, 0,
+     "The daemon is agated next to this agate binary, else on PATH; $AGATE_DAEMON overrides.\n"
+     "Its output goes to DIR/NAME.out, its log to DIR/NAME.log.\n"
+     "Example:\n"
+     "  agate start server --name=s1 --dir=/var/lib/agate/s1 --port=40404"},
+    {"status server", "Server lifecycle", "Show whether a server is running and its statistics",
+     status_server_opts, cmd_status_server, 0,
+     "Reads DIR/agated.status; exits 0 only when the process runs and answers a ping.\n"
+     "With --server instead of --name/--dir, asks that server over the network.\n"
+     "Example:\n"
+     "  agate status server --dir=./s1"},
+    {"stop server", "Server lifecycle", "Stop a server: SIGTERM, then SIGKILL after the timeout",
+     stop_server_opts, cmd_stop_server, 0,
+     "Example:\n"
+     "  agate stop server --dir=./s1 --timeout=10"},
+    {"create region", "Regions", "Create a region", create_region_opts, cmd_create_region, 0,
+     "Types: PARTITION, PARTITION_REDUNDANT, PARTITION_PERSISTENT,\n"
+     "PARTITION_REDUNDANT_PERSISTENT, REPLICATE, REPLICATE_PERSISTENT.\n"
+     "Example:\n"
+     "  agate create region --name=orders --type=PARTITION --total-num-buckets=271"},
+    {"destroy region", "Regions", "Destroy a region and all its entries", destroy_region_opts,
+     cmd_destroy_region, 0, "Example:\n  agate destroy region --name=orders"},
+    {"list regions", "Regions", "List the regions", no_opts, cmd_list_regions, 0, NULL},
+    {"describe region", "Regions", "Show a region's settings, size and buckets per member",
+     region_name_opts, cmd_describe_region, 0, "Example:\n  agate describe region --name=orders"},
+    {"clear region", "Regions", "Remove every entry of a region (the region stays)",
+     region_name_opts, cmd_clear_region, 0, NULL},
+    {"put", "Entries", "Put one entry", put_opts, cmd_put, 0,
+     "Exactly one of --key and --key-base64 is required.\n"
+     "Examples:\n"
+     "  agate put --region=orders --key=o1 --value='{\"qty\": 3, \"tags\": [\"a\"]}'\n"
+     "  agate put --region=orders --key=o2 --value='\"just a string\"'"},
+    {"get", "Entries", "Print an entry's value as JSON", key_opts, cmd_get, 0,
+     "With --json: {\"key\": ..., \"value\": ..., \"version\": {\"member_id\": ..., \"counter\": ...}}.\n"
+     "A missing key is an error (exit 1)."},
+    {"remove", "Entries", "Remove an entry", key_opts, cmd_remove, 0,
+     "A missing key is an error (exit 1)."},
+    {"size", "Entries", "Print the number of entries in a region", size_opts, cmd_size, 0, NULL},
+    {"keys", "Entries", "Print a region's keys, one per line", keys_opts, cmd_keys, 0,
+     "Keys that are not printable UTF-8 are shown as base64:<...>."},
+    {"import data", "Data", "Load entries from a JSON Lines file", import_opts, cmd_import_data, 0,
+     "Each line: {\"key\": \"k\", \"value\": <any JSON>}; the key may be a number\n"
+     "(stored as its decimal text), or given as \"key_base64\" for binary keys.\n"
+     "Blank lines are ignored. A bad line stops the import (exit 1) unless --skip-bad.\n"
+     "Example:\n"
+     "  agate import data --region=orders --file=orders.jsonl --batch-size=5000"},
+    {"export data", "Data", "Write all entries of a region to a JSON Lines file", export_opts,
+     cmd_export_data, 0,
+     "Writes the format import data reads; keys that are not UTF-8 as key_base64.\n"
+     "Example:\n"
+     "  agate export data --region=orders --file=orders.jsonl"},
+    {"connect", "Shell", "Connect to a server (in the shell: for the following commands)", connect_opts,
+     cmd_connect, 0, "Example (shell):\n  connect --server=10.0.0.5:40404"},
+    {"disconnect", "Shell", "Close the shell's connection", no_opts, cmd_disconnect, CMD_SHELL_ONLY, NULL},
+    {"help", "Shell", "Show the commands, or the usage of one: help <command>", no_opts, cmd_help,
+     CMD_POSITIONAL, NULL},
+    {"version", "Shell", "Print the version", no_opts, cmd_version, 0, NULL},
+    {"exit", "Shell", "Leave the shell", exit_opts, cmd_exit, CMD_SHELL_ONLY, NULL},
+    {"quit", "Shell", "Leave the shell", exit_opts, cmd_exit, CMD_SHELL_ONLY, NULL},
+    {NULL, NULL, NULL, NULL, NULL, 0, NULL},
+};
+
+const cli_command *cli_find(const char *name)
+{
+    for (const cli_command *c = cli_commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+/* ---- usage and help --------------------------------------------------- */
+
+/* Whether help hints should read "agate help" or just "help". Set per
+ * command by cli_execute; messages are printed deep inside the parser. */
+static bool hints_for_shell;
+
+static void opt_synopsis(const cli_opt *o, char *out, size_t cap)
+{
+    if (o->type == OPT_BOOL)
+        snprintf(out, cap, "--%s", o->name);
+    else
+        snprintf(out, cap, "--%s=%s", o->name, o->metavar ? o->metavar : "VALUE");
+}
+
+static void print_opt_lines(const cli_opt *opts, FILE *fp)
+{
+    for (const cli_opt *o = opts; o->name; o++) {
+        char syn[64];
+        opt_synopsis(o, syn, sizeof syn);
+        fprintf(fp, "  %-28s %s%s\n", syn, o->help, o->required ? " (required)" : "");
+        if (o->choices) {
+            fprintf(fp, "  %-28s one of: ", "");
+            for (const char *p = o->choices; *p; p++)
+                fputs(*p == '|' ? ", " : (char[]){*p, 0}, fp);
+            fputc('\n', fp);
+        }
+    }
+}
+
+static void usage_line(const cli_command *cmd, FILE *fp)
+{
+    fprintf(fp, "Usage: agate %s", cmd->name);
+    for (const cli_opt *o = cmd->opts; o->name; o++) {
+        char syn[64];
+        opt_synopsis(o, syn, sizeof syn);
+        fprintf(fp, o->required ? " %s" : " [%s]", syn);
+    }
+    if (cmd->flags & CMD_POSITIONAL)
+        fputs(" [COMMAND]", fp);
+    fputc('\n', fp);
+}
+
+/* The short form after a usage error: the synopsis and where to read more. */
+static void print_synopsis(const cli_command *cmd, FILE *fp)
+{
+    usage_line(cmd, fp);
+    fprintf(fp, "Run '%s%s --help' for the options.\n", hints_for_shell ? "" : "agate ", cmd->name);
+}
+
+void cli_print_usage(const cli_command *cmd, FILE *fp)
+{
+    usage_line(cmd, fp);
+    fprintf(fp, "%s.%s\n", cmd->summary,
+            cmd->flags & CMD_SHELL_ONLY ? " (Only in the shell.)" : "");
+    if (cmd->opts[0].name) {
+        fputs("Options:\n", fp);
+        print_opt_lines(cmd->opts, fp);
+    }
+    fputs("Global options:\n", fp);
+    print_opt_lines(cli_global_opts, fp);
+    if (cmd->details)
+        fprintf(fp, "%s\n", cmd->details);
+}
+
+void cli_print_help(FILE *fp, bool in_shell)
+{
+    if (!in_shell)
+        fputs("Usage: agate [--server=HOST:PORT] [--json] COMMAND [OPTIONS]\n"
+              "       agate [--server=HOST:PORT]      (interactive shell)\n"
+              "Admin tool for Agate servers.\n",
+              fp);
+    const char *group = NULL;
+    for (const cli_command *c = cli_commands; c->name; c++) {
+        if ((c->flags & CMD_SHELL_ONLY) && !in_shell)
+            continue;
+        if (!group || strcmp(group, c->group) != 0) {
+            group = c->group;
+            fprintf(fp, "\n%s:\n", group);
+        }
+        fprintf(fp, "  %-18s %s\n", c->name, c->summary);
+    }
+    fputs("\nGlobal options (every command):\n", fp);
+    print_opt_lines(cli_global_opts, fp);
+    if (!in_shell)
+        fputs("  --version                    print the version\n", fp);
+    fprintf(fp, "\nRun '%shelp COMMAND' or '%sCOMMAND --help' for a command's options.\n"
+                "Exit status: 0 success, 1 error, 2 usage error.\n",
+            in_shell ? "" : "agate ", in_shell ? "" : "agate ");
+}
+
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("agate: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cmd)
+        print_synopsis(cmd, stderr);
+    else
+        fprintf(stderr, "Run '%shelp' for the list of commands.\n", hints_for_shell ? "" : "agate ");
+    return EXIT_USAGE;
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+static int opt_index(const cli_opt *opts, const char *name, size_t n)
+{
+    for (int i = 0; opts[i].name; i++)
+        if (strlen(opts[i].name) == n && strncmp(opts[i].name, name, n) == 0)
+            return i;
+    return -1;
+}
+
+/* Parses a number with an optional K/M/G suffix (OPT_SIZE) into *out.
+ * Returns 0 or -1. */
+static int parse_number(const char *s, bool suffixes, long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == ' ')
+        return -1;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    if (suffixes && *end) {
+        int shift = 0;
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return -1;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+        if (v < 0 || v > (LLONG_MAX >> shift))
+            return -1;
+        v <<= shift;
+    }
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, long long *out)
+{
+    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcmp(s, "1") || !strcasecmp(s, "on"))
+        *out = 1;
+    else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcmp(s, "0") || !strcasecmp(s, "off"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static bool in_choices(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncasecmp(p, v, n) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+/* Checks and stores one option value. Returns 0 or EXIT_USAGE. */
+static int set_value(cli_args *a, const cli_command *cmd, const cli_opt *o, int idx, bool global,
+                     const char *val)
+{
+    long long num = 0;
+    if (o->type == OPT_BOOL) {
+        if (parse_bool(val, &num))
+            return cli_usage_error(cmd, "option --%s expects true or false, not '%s'", o->name, val);
+    } else if (o->type == OPT_INT || o->type == OPT_SIZE) {
+        if (parse_number(val, o->type == OPT_SIZE, &num))
+            return cli_usage_error(cmd, "option --%s expects a number, not '%s'", o->name, val);
+        if (o->min < o->max && (num < o->min || num > o->max))
+            return cli_usage_error(cmd, "option --%s must be between %lld and %lld, not %s", o->name,
+                                   o->min, o->max, val);
+    } else if (o->choices && !in_choices(o->choices, val)) {
+    {
+        char list[512];
+        size_t k = 0;
+        for (const char *p = o->choices; *p && k + 3 < sizeof list; p++) {
+            if (*p == '|') {
+                list[k++] = ',';
+                list[k++] = ' ';
+            } else {
+                list[k++] = *p;
+            }
+        }
+        list[k] = 0;
+        return cli_usage_error(cmd, "option --%s: '%s' is not one of: %s", o->name, val, list);
+    }
+    }
+    if (global) {
+        if (strcmp(o->name, "server") == 0) {
+            if (!*val)
+                return cli_usage_error(cmd, "option --server needs HOST:PORT");
+            a->server = val;
+        } else if (strcmp(o->name, "json") == 0) {
+            a->json = num != 0;
+        } else {
+            a->help = num != 0;
+        }
+        return 0;
+    }
+    if (a->val[idx])
+        return cli_usage_error(cmd, "option --%s given more than once", o->name);
+    a->val[idx] = val;
+    a->num[idx] = num;
+    return 0;
+}
+
+/* Parses one option word at argv[*i] (which starts with '-'). Advances *i
+ * past a separate value word when it takes one. Returns 0 or EXIT_USAGE. */
+static int parse_option(cli_args *a, const cli_command *cmd, int argc, char **argv, int *i)
+{
+    const char *w = argv[*i];
+    if (strcmp(w, "-h") == 0) {
+        a->help = true;
+        return 0;
+    }
+    if (!cmd && strcmp(w, "--version") == 0) {
+        a->version = true;
+        return 0;
+    }
+    if (strncmp(w, "--", 2) != 0 || w[2] == 0 || w[2] == '=')
+        return cli_usage_error(cmd, "unexpected argument '%s'", w);
+    const char *name = w + 2;
+    const char *eq = strchr(name, '=');
+    size_t n = eq ? (size_t)(eq - name) : strlen(name);
+    int idx = cmd ? opt_index(cmd->opts, name, n) : -1;
+    bool global = false;
+    const cli_opt *o;
+    if (idx >= 0) {
+        o = &cmd->opts[idx];
+    } else {
+        idx = opt_index(cli_global_opts, name, n);
+        if (idx < 0) {
+            if (cmd)
+                return cli_usage_error(cmd, "unknown option '--%.*s' for '%s'", (int)n, name, cmd->name);
+            return cli_usage_error(NULL, "unknown option '--%.*s'", (int)n, name);
+        }
+        o = &cli_global_opts[idx];
+        global = true;
+    }
+    const char *val;
+    if (eq) {
+        val = eq + 1;
+    } else if (o->type == OPT_BOOL) {
+        val = "true";
+    } else if (*i + 1 < argc) {
+        val = argv[++*i];
+    } else {
+        return cli_usage_error(cmd, "option --%s needs a value", o->name);
+    }
+    return set_value(a, cmd, o, idx, global, val);
+}
+
+int cli_parse(int argc, char **argv, cli_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    int i = 0;
+    /* global options before the command words */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        int rc = parse_option(a, NULL, argc, argv, &i);
+        if (rc)
+            return rc;
+    }
+    if (i == argc)
+        return 0;
+    /* the longest command whose words start the rest */
+    const cli_command *best = NULL;
+    int best_words = 0;
+    for (const cli_command *c = cli_commands; c->name; c++) {
+        const char *p = c->name;
+        int k = 0;
+        bool ok = true;
+        while (*p) {
+            const char *sp = strchr(p, ' ');
+            size_t len = sp ? (size_t)(sp - p) : strlen(p);
+            if (i + k >= argc || strlen(argv[i + k]) != len || strncmp(argv[i + k], p, len) != 0) {
+                ok = false;
+                break;
+            }
+            k++;
+            p += len + (sp ? 1 : 0);
+        }
+        if (ok && k > best_words) {
+            best = c;
+            best_words = k;
+        }
+    }
+    if (!best) {
+        /* A known first word with a wrong or missing second one: list the
+         * commands it starts, which is what the user was after. */
+        char hint[512] = "";
+        size_t hl = 0, n0 = strlen(argv[i]);
+        for (const cli_command *c = cli_commands; c->name; c++)
+            if (strncmp(c->name, argv[i], n0) == 0 && c->name[n0] == ' ' && hl + 64 < sizeof hint)
+                hl += (size_t)snprintf(hint + hl, sizeof hint - hl, "%s'%s'", hl ? ", " : "", c->name);
+        if (hl) {
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                return cli_usage_error(NULL, "unknown command '%s %s'; did you mean %s?", argv[i],
+                                       argv[i + 1], hint);
+            return cli_usage_error(NULL, "incomplete command '%s'; did you mean %s?", argv[i], hint);
+        }
+        return cli_usage_error(NULL, "unknown command '%s'", argv[i]);
+    }
+    a->cmd = best;
+    i += best_words;
+    bool only_words = false;
+    for (; i < argc; i++) {
+        const char *w = argv[i];
+        if (!only_words && strcmp(w, "--") == 0) {
+            only_words = true;
+            continue;
+        }
+        if (!only_words && w[0] == '-' && w[1] != 0) {
+            int rc = parse_option(a, best, argc, argv, &i);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!(best->flags & CMD_POSITIONAL))
+            return cli_usage_error(best, "unexpected argument '%s' for '%s'", w, best->name);
+        if (!a->pos)
+            a->pos = argv + i;
+        a->npos++;
+    }
+    return 0;
+}
+
+/* Positional words must be contiguous for a->pos to describe them; they are
+ * for `help`, whose words never mix with options in practice, so the parser
+ * above only records the first run. Checked here to stay honest. */
+static bool positional_contiguous(const cli_args *a, int argc, char **argv)
+{
+    if (!a->pos)
+        return true;
+    for (int k = 0; k < a->npos; k++) {
+        if (a->pos + k >= argv + argc || a->pos[k][0] == '-')
+            return false;
+    }
+    return true;
+}
+
+int cli_execute(cli_ctx *ctx, int argc, char **argv)
+{
+    cli_args a;
+    hints_for_shell = ctx->in_shell;
+    int rc = cli_parse(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (!a.cmd) {
+        cli_print_help(stdout, ctx->in_shell);
+        return a.help ? EXIT_OK : EXIT_USAGE;
+    }
+    if (!positional_contiguous(&a, argc, argv))
+        return cli_usage_error(a.cmd, "options must come after the command words");
+    if (a.help) {
+        cli_print_usage(a.cmd, stdout);
+        return EXIT_OK;
+    }
+    if ((a.cmd->flags & CMD_SHELL_ONLY) && !ctx->in_shell) {
+        cli_err("'%s' is only available in the interactive shell (run agate without arguments)",
+                a.cmd->name);
+        return EXIT_USAGE;
+    }
+    for (int k = 0; a.cmd->opts[k].name; k++)
+        if (a.cmd->opts[k].required && !a.val[k])
+            return cli_usage_error(a.cmd, "missing required option --%s", a.cmd->opts[k].name);
+    return a.cmd->handler(ctx, &a);
+}
+
+/* ---- accessors -------------------------------------------------------- */
+
+static int must_index(const cli_args *a, const char *name)
+{
+    int i = opt_index(a->cmd->opts, name, strlen(name));
+    if (i < 0) {
+        /* A handler asked for an option its table entry lacks: a bug. */
+        fprintf(stderr, "agate: internal error: '%s' has no option --%s\n", a->cmd->name, name);
+        abort();
+    }
+    return i;
+}
+
+const char *cli_str(const cli_args *a, const char *name) { return a->val[must_index(a, name)]; }
+
+const char *cli_str_or(const cli_args *a, const char *name, const char *def)
+{
+    const char *v = cli_str(a, name);
+    return v ? v : def;
+}
+
+long long cli_int(const cli_args *a, const char *name, long long def)
+{
+    int i = must_index(a, name);
+    return a->val[i] ? a->num[i] : def;
+}
+
+bool cli_flag(const cli_args *a, const char *name)
+{
+    int i = must_index(a, name);
+    return a->val[i] && a->num[i];
+}
+
+bool cli_has(const cli_args *a, const char *name) { return a->val[must_index(a, name)] != NULL; }
+
+/* ---- small commands --------------------------------------------------- */
+
+int cmd_help(cli_ctx *ctx, const cli_args *a)
+{
+    if (a->npos == 0) {
+        cli_print_help(stdout, ctx->in_shell);
+        return EXIT_OK;
+    }
+    char name[256] = "";
+    size_t n = 0;
+    for (int k = 0; k < a->npos && n < sizeof name; k++)
+        n += (size_t)snprintf(name + n, sizeof name - n, "%s%s", k ? " " : "", a->pos[k]);
+    const cli_command *c = cli_find(name);
+    if (!c) {
+        /* "help create" lists the commands starting with that word */
+        bool any = false;
+        size_t len = strlen(name);
+        for (const cli_command *x = cli_commands; x->name; x++) {
+            if (strncmp(x->name, name, len) == 0 && x->name[len] == ' ') {
+                if (!any)
+                    printf("Commands starting with '%s':\n", name);
+                printf("  %-18s %s\n", x->name, x->summary);
+                any = true;
+            }
+        }
+        if (any)
+            return EXIT_OK;
+        cli_err("unknown command '%s'; run 'help' for the list", name);
+        return EXIT_USAGE;
+    }
+    cli_print_usage(c, stdout);
+    return EXIT_OK;
+}
+
+int cmd_version(cli_ctx *ctx, const cli_args *a)
+{
+    if (a->json) {
+        printf("{\n  \"agate\": \"%s\"\n}\n", AGATE_VERSION_STRING);
+        return EXIT_OK;
+    }
+    printf("agate %s\n", AGATE_VERSION_STRING);
+    return EXIT_OK;
+}
+
+int cmd_exit(cli_ctx *ctx, const cli_args *a)
+{
+    ctx->quit = true;
+    ctx->quit_code = (int)cli_int(a, "code", -1);
+    return EXIT_OK;
+}
