@@ -221,6 +221,9 @@ int client_io_run(agate_client *c, client_until_fn until, void *arg, int timeout
             client_io_write(c);
             if (c->fd < 0)
                 continue;
+            /* a flush is done once written: do not wait for input first */
+            if (until(c, arg))
+                return 0;
         }
         int wait = -1;
         if (deadline >= 0) {

@@ -34,7 +34,8 @@ void buf_reset(buf_t *b);
 void buf_shrink_idle(buf_t *b, size_t keep);
 
 static inline size_t buf_readable(const buf_t *b) { return b->len - b->rpos; }
-static inline uint8_t *buf_rptr(const buf_t *b) { return b->data + b->rpos; }
+/* rpos is 0 whenever data is NULL: never form NULL + 0, which is undefined. */
+static inline uint8_t *buf_rptr(const buf_t *b) { return b->rpos ? b->data + b->rpos : b->data; }
 
 /* msgpack_packer write callback appending to a buf_t (data = buf_t *). */
 int buf_msgpack_write(void *data, const char *p, size_t n);

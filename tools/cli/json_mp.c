@@ -452,10 +452,10 @@ static int key_cmp(const void *a, const void *b, void *arg)
 static size_t find_duplicate(jp *j, size_t first)
 {
     size_t n = j->nkeys - first;
+    if (n < 2)
+        return (size_t)-1; /* also keeps NULL + 0 (no keys yet) from being formed */
     key_ref *k = j->keys + first;
     const uint8_t *base = j->out->data;
-    if (n < 2)
-        return (size_t)-1;
     if (n <= 16) {
         for (size_t a = 0; a < n; a++)
             for (size_t b = a + 1; b < n; b++)
