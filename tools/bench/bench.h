@@ -1,0 +1,98 @@
+/* bench.h - agate-bench: a load generator for agated in the manner of
+ * redis-benchmark. main.c parses options and prints results; driver.c runs
+ * one test over the connections with the library's asynchronous API. */
+#ifndef AGATE_BENCH_BENCH_H
+#define AGATE_BENCH_BENCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agate/agate.h"
+#include "hist.h"
+
+#define BENCH_DEFAULT_PORT 40404 /* AGATE_DEFAULT_PORT in common/proto.h */
+#define BENCH_KEY_LEN 16 /* "key:" and 12 digits, as redis-benchmark's key:__rand_int__ */
+#define BENCH_FIXED_KEY "key:__rand_int__" /* the key used without -r, as redis-benchmark */
+
+typedef enum bench_op { BENCH_PUT, BENCH_GET } bench_op;
+
+typedef struct bench_config {
+    const char *host;
+    int port;
+    int clients;       /* -c */
+    uint64_t requests; /* -n */
+    int pipeline;      /* -P */
+    size_t data_size;  /* -d */
+    uint64_t keyspace; /* -r; 0: one fixed key */
+    bool test_put;
+    bool test_get;
+    bool quiet;        /* -q */
+    bool csv;          /* --csv */
+    bool no_prefill;   /* --no-prefill: get alone does not fill the key space */
+    int threads;       /* --threads */
+    const char *region;
+    int timeout_ms;    /* a test fails when no reply arrives for this long */
+} bench_config;
+
+/* One connection. Only the thread that owns it touches it during a test. */
+typedef struct bench_conn {
+    agate_client *cl;
+    int fd;
+    struct bench_thread *th;
+    uint32_t inflight;  /* requests of the current batch not yet answered */
+    uint64_t t_start;   /* when the current batch was queued (ns) */
+    bool out_armed;     /* EPOLLOUT is registered */
+    bool done;          /* no more requests to issue in this test */
+} bench_conn;
+
+/* What a test shares between its threads. */
+typedef struct bench_shared {
+    const bench_config *cfg;
+    bench_op op;
+    bool sequential;          /* keys 0..n-1 in order (prefill) instead of random */
+    uint64_t n;               /* requests in this test */
+    _Atomic uint64_t claimed; /* requests handed out so far (may overshoot n) */
+    _Atomic int failed;       /* set on the first fatal error: everyone stops */
+    const uint8_t *value;     /* the encoded value of a put */
+    size_t vlen;
+} bench_shared;
+
+typedef struct bench_thread {
+    bench_shared *sh;
+    bench_conn **conns;
+    size_t nconns;
+    size_t active;     /* connections not yet done */
+    uint64_t rng;
+    hist h;
+    uint64_t completed;
+    uint64_t misses;   /* GET of an absent key */
+    uint64_t errors;
+    uint64_t t_last;   /* time of the last reply (ns) */
+    /* time of the first reply handled in the current agate_process call */
+    uint64_t now;
+    bool now_valid;
+    char errmsg[256];  /* first error seen */
+} bench_thread;
+
+/* Result of one test. */
+typedef struct bench_result {
+    bench_op op;
+    uint64_t requests;
+    double seconds;
+    uint64_t misses;
+    uint64_t errors;
+    hist h;
+} bench_result;
+
+uint64_t bench_now_ns(void);
+
+/* Runs one test (op, n requests) over conns with cfg->threads threads.
+ * Fills *res (res->h is overwritten). Returns 0, or -1 after printing why
+ * to stderr. */
+int bench_run(const bench_config *cfg, bench_conn *conns, size_t nconns, bench_op op,
+              uint64_t n, bool sequential, const uint8_t *value, size_t vlen,
+              bench_result *res);
+
+#endif

@@ -1,0 +1,410 @@
+/* main.c - agate-bench: options, setup and the report.
+ *
+ * The options and the three output formats (readable, -q, --csv) follow
+ * redis-benchmark 7 so that the two can be run side by side with the same
+ * flags and their output read by the same script. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bench.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: agate-bench [-h <host>] [-p <port>] [-c <clients>] [-n <requests>]\n"
+            "                   [-P <numreq>] [-d <size>] [-r <keyspacelen>] [-t <tests>]\n"
+            "                   [-q] [--csv] [--threads <num>] [--region <name>]\n"
+            "                   [--no-prefill] [--timeout <ms>]\n"
+            "\n"
+            " -h <hostname>      Server hostname (default 127.0.0.1)\n"
+            " -p <port>          Server port (default %d)\n"
+            " -c <clients>       Number of parallel connections (default 50)\n"
+            " -n <requests>      Total number of requests per test (default 100000)\n"
+            " -d <size>          Value size in bytes (default 3): the value is a MessagePack\n"
+            "                    bin whose payload is that many bytes\n"
+            " -r <keyspacelen>   Use random keys key:%%012d in 0..keyspacelen-1 (as\n"
+            "                    redis-benchmark's key:__rand_int__); without -r every\n"
+            "                    request uses the one key \"" BENCH_FIXED_KEY "\"\n"
+            " -P <numreq>        Pipeline <numreq> requests per connection (default 1):\n"
+            "                    each connection sends numreq requests, waits for their\n"
+            "                    replies, then sends the next numreq\n"
+            " -t <tests>         Comma-separated tests: put (alias set), get. They run in\n"
+            "                    that order; get alone first fills the key space (untimed)\n"
+            " -q                 Quiet: one line per test\n"
+            " --csv              Output in CSV format (the columns of redis-benchmark --csv)\n"
+            " --threads <num>    Client threads (default 1)\n"
+            " --region <name>    Region to use, created as PARTITION if absent (default bench)\n"
+            " --no-prefill       With -t get alone, do not fill the key space first\n"
+            " --timeout <ms>     Fail when no reply arrives for this long (default 10000)\n"
+            " --help             This help\n",
+            BENCH_DEFAULT_PORT);
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') {
+        fprintf(stderr, "agate-bench: %s needs a number\n", opt);
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max) {
+        fprintf(stderr, "agate-bench: bad value for %s: '%s' (%" PRIu64 "..%" PRIu64 ")\n", opt,
+                s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_tests(bench_config *cfg, const char *list)
+{
+    cfg->test_put = cfg->test_get = false;
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if ((n == 3 && !strncasecmp(p, "put", 3)) || (n == 3 && !strncasecmp(p, "set", 3)))
+            cfg->test_put = true;
+        else if (n == 3 && !strncasecmp(p, "get", 3))
+            cfg->test_get = true;
+        else if (n > 0) {
+            fprintf(stderr, "agate-bench: unknown test '%.*s' (known: put, set, get)\n", (int)n,
+                    p);
+            return -1;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (!cfg->test_put && !cfg->test_get) {
+        fprintf(stderr, "agate-bench: -t names no test\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 0, 1 when the program should exit successfully (--help), or -1. */
+static int parse_args(int argc, char **argv, bench_config *cfg)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t n;
+#define NEED_ARG()                                                      \
+    do {                                                                \
+        if (!v) {                                                       \
+            fprintf(stderr, "agate-bench: %s needs an argument\n", a);  \
+            return -1;                                                  \
+        }                                                               \
+        i++;                                                            \
+    } while (0)
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 1;
+        } else if (!strcmp(a, "-h")) {
+            NEED_ARG();
+            cfg->host = v;
+        } else if (!strcmp(a, "-p")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, 65535, &n))
+                return -1;
+            cfg->port = (int)n;
+        } else if (!strcmp(a, "-c")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, 100000, &n))
+                return -1;
+            cfg->clients = (int)n;
+        } else if (!strcmp(a, "-n")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, UINT64_MAX / 2, &n))
+                return -1;
+            cfg->requests = n;
+        } else if (!strcmp(a, "-P")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, 1000000, &n))
+                return -1;
+            cfg->pipeline = (int)n;
+        } else if (!strcmp(a, "-d")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 0, 1u << 30, &n))
+                return -1;
+            cfg->data_size = (size_t)n;
+        } else if (!strcmp(a, "-r")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, 1000000000000ULL, &n))
+                return -1;
+            cfg->keyspace = n;
+        } else if (!strcmp(a, "-t")) {
+            NEED_ARG();
+            if (parse_tests(cfg, v))
+                return -1;
+        } else if (!strcmp(a, "--no-prefill")) {
+            cfg->no_prefill = true;
+        } else if (!strcmp(a, "-q")) {
+            cfg->quiet = true;
+        } else if (!strcmp(a, "--csv")) {
+            cfg->csv = true;
+        } else if (!strcmp(a, "--threads")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, 256, &n))
+                return -1;
+            cfg->threads = (int)n;
+        } else if (!strcmp(a, "--region")) {
+            NEED_ARG();
+            cfg->region = v;
+        } else if (!strcmp(a, "--timeout")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, 3600000, &n))
+                return -1;
+            cfg->timeout_ms = (int)n;
+        } else {
+            fprintf(stderr, "agate-bench: unknown option '%s' (see --help)\n", a);
+            return -1;
+        }
+#undef NEED_ARG
+    }
+    return 0;
+}
+
+/* The value: a MessagePack bin whose payload is size bytes of 'x' (what
+ * redis-benchmark's -d sends). */
+static uint8_t *make_value(size_t size, size_t *len)
+{
+    size_t hdr = size <= 0xff ? 2 : size <= 0xffff ? 3 : 5;
+    uint8_t *v = malloc(hdr + size + 1);
+    if (!v)
+        return NULL;
+    if (hdr == 2) {
+        v[0] = 0xc4;
+        v[1] = (uint8_t)size;
+    } else if (hdr == 3) {
+        v[0] = 0xc5;
+        v[1] = (uint8_t)(size >> 8);
+        v[2] = (uint8_t)size;
+    } else {
+        v[0] = 0xc6;
+        v[1] = (uint8_t)(size >> 24);
+        v[2] = (uint8_t)(size >> 16);
+        v[3] = (uint8_t)(size >> 8);
+        v[4] = (uint8_t)size;
+    }
+    memset(v + hdr, 'x', size);
+    *len = hdr + size;
+    return v;
+}
+
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
+
+static const char *op_name(bench_op op) { return op == BENCH_PUT ? "PUT" : "GET"; }
+
+static double rps_of(const bench_result *r)
+{
+    return r->seconds > 0 ? (double)r->requests / r->seconds : 0.0;
+}
+
+static void print_csv(const bench_result *r)
+{
+    const hist *h = &r->h;
+    printf("\"%s\",\"%.2f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\"\n",
+           op_name(r->op), rps_of(r), hist_mean(h) / 1e6, ms(h->count ? h->min : 0),
+           ms(hist_percentile(h, 50)), ms(hist_percentile(h, 95)), ms(hist_percentile(h, 99)),
+           ms(h->max));
+}
+
+static void print_quiet(const bench_result *r)
+{
+    printf("%s: %.2f requests per second, p50=%.3f msec\n", op_name(r->op), rps_of(r),
+           ms(hist_percentile(&r->h, 50)));
+}
+
+static void print_full(const bench_config *cfg, const bench_result *r)
+{
+    const hist *h = &r->h;
+    printf("====== %s ======\n", op_name(r->op));
+    printf("  %" PRIu64 " requests completed in %.2f seconds\n", r->requests, r->seconds);
+    printf("  %d parallel clients\n", cfg->clients);
+    printf("  %zu bytes payload\n", cfg->data_size);
+    printf("  pipeline: %d\n", cfg->pipeline);
+    if (cfg->keyspace)
+        printf("  key space: %" PRIu64 " random keys\n", cfg->keyspace);
+    else
+        printf("  key space: one key (\"" BENCH_FIXED_KEY "\")\n");
+    printf("  region: %s\n", cfg->region);
+    if (cfg->threads > 1)
+        printf("  multi-thread: yes\n  threads: %d\n", cfg->threads);
+    else
+        printf("  multi-thread: no\n");
+    if (r->op == BENCH_GET)
+        printf("  misses (key absent): %" PRIu64 "\n", r->misses);
+    printf("\n");
+    if (h->count == 0) {
+        printf("No requests completed.\n\n");
+        return;
+    }
+
+    printf("Latency by percentile distribution:\n");
+    printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", 0.0, ms(h->min),
+           hist_count_le(h, h->min));
+    double gap = 50.0;
+    for (int k = 1; k < 30; k++) {
+        double p = 100.0 - gap;
+        gap /= 2;
+        uint64_t v = hist_percentile(h, p);
+        uint64_t c = hist_count_le(h, v);
+        if (c > h->count)
+            c = h->count;
+        printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", p, ms(v), c);
+        if (c >= h->count)
+            break;
+    }
+    printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", 100.0, ms(h->max),
+           h->count);
+
+    printf("\nCumulative distribution of latencies:\n");
+    uint64_t prev = 0;
+    for (uint64_t t = 100000; ; t += t < 2000000 ? 100000 : 1000000) {
+        uint64_t c = t >= h->max ? h->count : hist_count_le(h, t);
+        if (c != prev) {
+            printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n",
+                   100.0 * (double)c / (double)h->count, ms(t), c);
+            prev = c;
+        }
+        if (c >= h->count)
+            break;
+    }
+
+    printf("\nSummary:\n");
+    printf("  throughput summary: %.2f requests per second\n", rps_of(r));
+    printf("  latency summary (msec):\n");
+    printf("          avg       min       p50       p95       p99       max\n");
+    printf("    %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", hist_mean(h) / 1e6, ms(h->min),
+           ms(hist_percentile(h, 50)), ms(hist_percentile(h, 95)), ms(hist_percentile(h, 99)),
+           ms(h->max));
+    printf("\n");
+}
+
+static void close_all(bench_conn *conns, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        agate_client_free(conns[i].cl);
+    free(conns);
+}
+
+int main(int argc, char **argv)
+{
+    bench_config cfg = {
+        .host = "127.0.0.1",
+        .port = BENCH_DEFAULT_PORT,
+        .clients = 50,
+        .requests = 100000,
+        .pipeline = 1,
+        .data_size = 3,
+        .keyspace = 0,
+        .test_put = true,
+        .test_get = true,
+        .threads = 1,
+        .region = "bench",
+        .timeout_ms = 10000,
+    };
+    int prc = parse_args(argc, argv, &cfg);
+    if (prc)
+        return prc > 0 ? 0 : 2;
+
+    char servers[300];
+    if (strchr(cfg.host, ':'))
+        snprintf(servers, sizeof(servers), "[%s]:%d", cfg.host, cfg.port);
+    else
+        snprintf(servers, sizeof(servers), "%s:%d", cfg.host, cfg.port);
+
+    size_t vlen;
+    uint8_t *value = make_value(cfg.data_size, &vlen);
+    bench_conn *conns = calloc((size_t)cfg.clients, sizeof(*conns));
+    if (!value || !conns) {
+        fprintf(stderr, "agate-bench: out of memory\n");
+        return 1;
+    }
+    agate_options opts;
+    agate_options_init(&opts);
+    opts.client_name = "agate-bench";
+    opts.request_timeout_ms = cfg.timeout_ms;
+    for (int i = 0; i < cfg.clients; i++) {
+        conns[i].cl = agate_client_new(&opts);
+        if (!conns[i].cl) {
+            fprintf(stderr, "agate-bench: out of memory\n");
+            close_all(conns, (size_t)cfg.clients);
+            free(value);
+            return 1;
+        }
+        int rc = agate_connect(conns[i].cl, servers);
+        if (rc < 0) {
+            fprintf(stderr, "agate-bench: cannot connect: %s\n",
+                    agate_errmsg(conns[i].cl));
+            close_all(conns, (size_t)cfg.clients);
+            free(value);
+            return 1;
+        }
+    }
+
+    agate_region_config rcfg;
+    agate_region_config_init(&rcfg, cfg.region, AGATE_PARTITION);
+    rcfg.if_not_exists = 1;
+    int rc = agate_region_create(conns[0].cl, &rcfg);
+    if (rc < 0) {
+        fprintf(stderr, "agate-bench: cannot create region %s: %s\n", cfg.region,
+                agate_errmsg(conns[0].cl));
+        close_all(conns, (size_t)cfg.clients);
+        free(value);
+        return 1;
+    }
+
+    bench_result *res = malloc(sizeof(*res)); /* the histogram is ~36 KiB */
+    if (!res) {
+        fprintf(stderr, "agate-bench: out of memory\n");
+        close_all(conns, (size_t)cfg.clients);
+        free(value);
+        return 1;
+    }
+    int status = 0;
+    if (cfg.test_get && !cfg.test_put && !cfg.no_prefill) {
+        /* fill the key space first, in order and pipelined, untimed */
+        bench_config fill = cfg;
+        if (fill.pipeline < 64)
+            fill.pipeline = 64;
+        uint64_t n = cfg.keyspace ? cfg.keyspace : 1;
+        if (bench_run(&fill, conns, (size_t)cfg.clients, BENCH_PUT, n, true, value, vlen, res))
+            status = 1;
+    }
+    if (cfg.csv && status == 0)
+        printf("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\","
+               "\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n");
+    bench_op ops[2];
+    int nops = 0;
+    if (cfg.test_put)
+        ops[nops++] = BENCH_PUT;
+    if (cfg.test_get)
+        ops[nops++] = BENCH_GET;
+    for (int i = 0; i < nops && status == 0; i++) {
+        if (bench_run(&cfg, conns, (size_t)cfg.clients, ops[i], cfg.requests, false, value,
+                      vlen, res)) {
+            status = 1;
+            break;
+        }
+        if (cfg.csv)
+            print_csv(res);
+        else if (cfg.quiet)
+            print_quiet(res);
+        else
+            print_full(&cfg, res);
+        fflush(stdout);
+    }
+    free(res);
+    close_all(conns, (size_t)cfg.clients);
+    free(value);
+    return status;
+}
