@@ -7,6 +7,7 @@ It has its own small MessagePack encoder so that it needs nothing installed.
 
 corpus/frame/*     input of fuzz_frame: [config byte][piece seed][client bytes]
 corpus/response/*  input of fuzz_response: [depth byte][one frame body]
+corpus/json/*      input of fuzz_json: JSON text (mp_*: a MessagePack value)
 """
 import os
 import struct
@@ -184,6 +185,64 @@ responses = {
 }
 
 
+# fuzz_json reads every input both as JSON text and as MessagePack; the
+# JSON seeds drive the parser and the round trip, the mp_* seeds the printer
+# (the mappings of docs/cli.md that JSON text cannot produce).
+json_docs = {
+    "nested": '{"a": {"b": [1, [2, [3, {"c": null}]]]}, "d": [true, false], "e": {"f": {"g": {}}}}',
+    "unicode_escapes": r'"\u00e9\u4E2D\u0000\u001f\u007f \"q\" \\ \/ \b\f\n\r\t"',
+    "surrogate_pairs": r'["\ud83d\ude00", "\uD834\uDD1E", "x\udbff\udfffy", "\u00e9\ud83d\ude00"]',
+    "utf8_raw": '{"h\u00e9llo": "w\u00f6rld \u2603 \u65e5\u672c", "emoji": "\U0001f600"}',
+    "big_integers": "[18446744073709551615, -9223372036854775808, 18446744073709551616, "
+                    "-9223372036854775809, 9223372036854775807, 4294967296, 4294967295, 65536, "
+                    "65535, 256, 255, 128, 127, -32, -33, -128, -129, -32768, -32769, 0, -0, "
+                    "123456789012345678901234567890]",
+    "floats": "[0.1, 1.5, -0.0, 0.0, 1e300, -2.25e-300, 2.5e-308, 5e-324, 1.7976931348623157e308, "
+              "1E+2, 1e-7, 123456789.123456789, 3.141592653589793, 100.0, 1.0e0]",
+    "empty_containers": '{"o": {}, "a": [], "s": "", "n": [[], {}, [[]], [{}]]}',
+    "empty_object": "{}",
+    "empty_array": "[]",
+    "duplicate_keys": '{"a": 1, "b": 2, "a": 3}',
+    "duplicate_keys_many": "{" + ", ".join('"k%d": %d' % (i, i) for i in range(20)) + ', "k7": 0}',
+    "many_keys": "{" + ", ".join('"k%d": [%d]' % (i, i) for i in range(40)) + "}",
+    "long_array": "[" + ", ".join(str(i * 7919 % 100003) for i in range(300)) + "]",
+    "key_escapes": '{"": 0, "\\u0000": 1, "a\\"b": 2, "\\ud83d\\ude00": 3}',
+    "whitespace": ' \n\t[ 1 , 2 ,\r\n {"x" : "y"} , null,true ,false ]\n ',
+    "deep": "[" * 40 + "{}" + "]" * 40,
+    "bad_trailing": "[1, 2] 3",
+    "bad_surrogate": '"\\ud800x"',
+    "bad_number": "[01, 1., .5, -]",
+}
+json_docs = {k: v.encode("utf-8") for k, v in json_docs.items()}
+json_docs["utf8_raw"] = '{"héllo": "wörld ☃ 日本", "emoji": "😀"}'.encode("utf-8")
+json_docs.update({
+    "mp_types": mp([b"\x00bin", Raw(b"\xd4\x05\xff"), Raw(b"\xc7\x03\x01abc"),
+                    Raw(b"\xca\x3f\xc0\x00\x00"), Raw(b"\xca\x3d\xcc\xcc\xcd"),
+                    Raw(b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"),
+                    Raw(b"\xcb\xff\xf0\x00\x00\x00\x00\x00\x00"), 2**64 - 1, -2**63,
+                    Raw(b"\xa3a\xffb"), None, True, 1.25]),
+    "mp_keys": Raw(b"\x86\x01\xa1x\x92\x01\x02\xc0\xc4\x01\x00\x01\xc3\x02"
+                   b"\x81\xa1k\xa1v\x03\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\x04").b,
+    "mp_duplicate_keys": Raw(b"\x82\xa1a\x01\xa1a\x02").b,
+    "mp_nested": mp({"a": [1, {"b": [b"x", {"c": None}]}], "d": {}}),
+    # non-string keys within non-string keys: each level escapes the text
+    # again (the printer refuses more than 4 levels: 30 once made gigabytes)
+    "mp_key_in_key": Raw(b"\x81\x92\x81\x91\x01\xa1a\xc0\x02").b,
+    "mp_keys_nested_deep": b"\x81" * 30 + b"\xc0" * 31,
+})
+
+
+def write_plain(dirname, items):
+    """Writes each input as it is."""
+    d = os.path.join(HERE, "corpus", dirname)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    for name, data in sorted(items.items()):
+        with open(os.path.join(d, name), "wb") as fp:
+            fp.write(data)
+
+
 def write(dirname, items):
     d = os.path.join(HERE, "corpus", dirname)
     os.makedirs(d, exist_ok=True)
@@ -199,4 +258,6 @@ def write(dirname, items):
 
 write("frame", frames)
 write("response", responses)
-print("wrote %d frame seeds, %d response seeds" % (len(frames), len(responses)), file=sys.stderr)
+write_plain("json", json_docs)
+print("wrote %d frame seeds, %d response seeds, %d json seeds"
+      % (len(frames), len(responses), len(json_docs)), file=sys.stderr)

@@ -235,6 +235,53 @@ START_TEST(to_json_mapping)
 }
 END_TEST
 
+/* BUG REPRODUCER (tools/cli/json_mp.c mp_key_to_jw, found by fuzz_json):
+ * a map key that is not a string is written as its JSON text, escaped once
+ * more for every such key around it, so maps nested as keys of maps doubled
+ * the output with every level: 2k+1 bytes of MessagePack made about 2^k
+ * bytes of JSON (30 levels, 61 bytes: gigabytes; `agate get` of such a value
+ * ran out of memory). Keys within keys are now refused beyond 4 levels. */
+static void nested_key_maps(int levels, buf_t *mp)
+{
+    buf_reset(mp);
+    for (int i = 0; i < levels; i++)
+        ck_assert_int_eq(buf_append(mp, "\x81", 1), 0); /* each map the key of the one before */
+    for (int i = 0; i <= levels; i++)
+        ck_assert_int_eq(buf_append(mp, "\xc0", 1), 0); /* the innermost key, then the values */
+}
+
+START_TEST(to_json_nested_keys)
+{
+    buf_t mp;
+    buf_init(&mp);
+    nested_key_maps(4, &mp); /* the deepest accepted */
+    int rc;
+    char *s = to_json(mp.data, mp.len, &rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(s, "{\"{\\\"{\\\\\\\"{\\\\\\\\\\\\\\\"null\\\\\\\\\\\\\\\":null}"
+                        "\\\\\\\":null}\\\":null}\":null}");
+    free(s);
+    for (int levels = 5; levels <= 30; levels += 25) {
+        nested_key_maps(levels, &mp);
+        buf_t out;
+        buf_init(&out);
+        ck_assert_int_eq(buf_append(&out, "x", 1), 0);
+        ck_assert_int_eq(json_mp_to_json(mp.data, mp.len, &out, 0), MP_EDEPTH);
+        ck_assert_uint_eq(out.len, 1); /* restored */
+        buf_free(&out);
+    }
+    /* other keys inside such keys count as well: an array key holding a map
+     * whose key is an integer is two levels */
+    ck_assert_ptr_null(to_json("\x81\x91\x81\x81\x81\x81\x01\xc0\xc0\xc0\xc0\xc0", 12, &rc));
+    ck_assert_int_eq(rc, MP_EDEPTH);
+    s = to_json("\x81\x91\x81\x01\xc0\xc0", 6, &rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(s, "{\"[{\\\"1\\\":null}]\":null}");
+    free(s);
+    buf_free(&mp);
+}
+END_TEST
+
 /* JSON -> MessagePack -> JSON -> MessagePack gives the same bytes, for
  * generated documents (the float text must read back to the same bits). */
 static uint64_t rs = 88172645463325252ull;
@@ -444,6 +491,7 @@ static Suite *json_suite(void)
     tcase_add_test(tc, parse_error_position);
     tc = tu_tcase(s, "to_json", 30);
     tcase_add_test(tc, to_json_mapping);
+    tcase_add_test(tc, to_json_nested_keys);
     tcase_add_test(tc, round_trip_generated);
     tc = tu_tcase(s, "helpers", 30);
     tcase_add_test(tc, writer);

@@ -8,6 +8,7 @@
 #ifndef AGATE_CLI_CLI_H
 #define AGATE_CLI_CLI_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -107,11 +108,15 @@ int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Option accessors; name must be one of the command's options. */
+const cli_opt *cli_opt_of(const cli_args *a, const char *name); /* its table entry */
 const char *cli_str(const cli_args *a, const char *name); /* NULL if absent */
 const char *cli_str_or(const cli_args *a, const char *name, const char *def);
 long long cli_int(const cli_args *a, const char *name, long long def);
 bool cli_flag(const cli_args *a, const char *name);
 bool cli_has(const cli_args *a, const char *name);
+/* Joins words[0..n) with single spaces into out (a command name such as
+ * "create region"), truncated to cap. */
+void cli_join_words(char **words, int n, char *out, size_t cap);
 
 /* ---- conn.c: connections ---------------------------------------------- */
 
@@ -125,15 +130,32 @@ agate_client *cli_connect(cli_ctx *ctx, const cli_args *a);
 /* Opens a new connection to addr with the CLI's timeouts; NULL after
  * printing the reason. */
 agate_client *cli_open(const char *addr);
+/* A new, not yet connected client named agate-cli with these timeouts;
+ * NULL when out of memory (nothing printed). */
+agate_client *cli_client_new(int connect_timeout_ms, int request_timeout_ms);
 void cli_release(cli_ctx *ctx, agate_client *c);
 /* Prints "agate: <what>: <the library's message>" (or without what when it
  * is NULL) and returns EXIT_ERR. */
 int cli_fail(agate_client *c, int rc, const char *what);
+/* Ends a command's use of c after its last request, whose result is rc:
+ * when rc < 0 prints the failure as cli_fail does, then releases c.
+ * Returns EXIT_ERR when rc < 0, else EXIT_OK. */
+int cli_finish(cli_ctx *ctx, agate_client *c, int rc, const char *what);
+/* Makes c (connected to addr, a malloc'd string the context takes over) the
+ * shell's connection, closing the previous one; NULL, NULL disconnects. */
+void cli_set_connection(cli_ctx *ctx, agate_client *c, char *addr);
+/* Reads the string (cli_info_str, into out, truncated to cap) or the
+ * unsigned integer (cli_info_uint) under key in a SERVER_INFO map. False
+ * when the map lacks it or holds another type; out is then untouched. */
+bool cli_info_str(const agate_buf *info, const char *key, char *out, size_t cap);
+bool cli_info_uint(const agate_buf *info, const char *key, uint64_t *out);
 
 /* ---- output.c --------------------------------------------------------- */
 
-/* "agate: " + message + newline on stderr. */
+/* "agate: " + message + newline on stderr (stdout flushed first, so the
+ * two stay in order on a terminal). */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_verr(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- handlers (one file per group) ------------------------------------ */
 
@@ -142,6 +164,11 @@ int cmd_version(cli_ctx *ctx, const cli_args *a);
 int cmd_connect(cli_ctx *ctx, const cli_args *a);
 int cmd_disconnect(cli_ctx *ctx, const cli_args *a);
 int cmd_exit(cli_ctx *ctx, const cli_args *a);
+
+/* lifecycle.c: reaps, without blocking, the children that have exited
+ * (daemons started from this process or shell), so that a stopped one does
+ * not linger as a zombie that still "exists". */
+void cli_reap_children(void);
 
 int cmd_start_server(cli_ctx *ctx, const cli_args *a);
 int cmd_status_server(cli_ctx *ctx, const cli_args *a);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tools/cli/output.h"
+
 #define END_OPTS {NULL, OPT_STR, false, NULL, NULL, NULL, 0, 0}
 
 const cli_opt cli_global_opts[] = {
@@ -214,6 +216,22 @@ static void opt_synopsis(const cli_opt *o, char *out, size_t cap)
         snprintf(out, cap, "--%s=%s", o->name, o->metavar ? o->metavar : "VALUE");
 }
 
+/* Writes an option's choices "a|b|c" as "a, b, c" into out (truncated to
+ * cap). */
+static void format_choices(const char *choices, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const char *p = choices; *p && k + 3 < cap; p++) {
+        if (*p == '|') {
+            out[k++] = ',';
+            out[k++] = ' ';
+        } else {
+            out[k++] = *p;
+        }
+    }
+    out[k] = 0;
+}
+
 static void print_opt_lines(const cli_opt *opts, FILE *fp)
 {
     for (const cli_opt *o = opts; o->name; o++) {
@@ -221,10 +239,9 @@ static void print_opt_lines(const cli_opt *opts, FILE *fp)
         opt_synopsis(o, syn, sizeof syn);
         fprintf(fp, "  %-28s %s%s\n", syn, o->help, o->required ? " (required)" : "");
         if (o->choices) {
-            fprintf(fp, "  %-28s one of: ", "");
-            for (const char *p = o->choices; *p; p++)
-                fputs(*p == '|' ? ", " : (char[]){*p, 0}, fp);
-            fputc('\n', fp);
+            char list[512];
+            format_choices(o->choices, list, sizeof list);
+            fprintf(fp, "  %-28s one of: %s\n", "", list);
         }
     }
 }
@@ -293,12 +310,9 @@ void cli_print_help(FILE *fp, bool in_shell)
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("agate: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cli_verr(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     if (cmd)
         print_synopsis(cmd, stderr);
     else
@@ -392,20 +406,9 @@ static int set_value(cli_args *a, const cli_command *cmd, const cli_opt *o, int 
             return cli_usage_error(cmd, "option --%s must be between %lld and %lld, not %s", o->name,
                                    o->min, o->max, val);
     } else if (o->choices && !in_choices(o->choices, val)) {
-    {
         char list[512];
-        size_t k = 0;
-        for (const char *p = o->choices; *p && k + 3 < sizeof list; p++) {
-            if (*p == '|') {
-                list[k++] = ',';
-                list[k++] = ' ';
-            } else {
-                list[k++] = *p;
-            }
-        }
-        list[k] = 0;
+        format_choices(o->choices, list, sizeof list);
         return cli_usage_error(cmd, "option --%s: '%s' is not one of: %s", o->name, val, list);
-    }
     }
     if (global) {
         if (strcmp(o->name, "server") == 0) {
@@ -472,6 +475,90 @@ static int parse_option(cli_args *a, const cli_command *cmd, int argc, char **ar
     return set_value(a, cmd, o, idx, global, val);
 }
 
+/* True if the words of cmd's name start with the n-byte word w followed by
+ * more words ("create" starts "create region"). */
+static bool command_group_of(const cli_command *cmd, const char *w, size_t n)
+{
+    return strncmp(cmd->name, w, n) == 0 && cmd->name[n] == ' ';
+}
+
+/* The number of words of name (space separated) if argv[0..argc) starts
+ * with all of them, else 0. */
+static int match_words(const char *name, int argc, char **argv)
+{
+    int k = 0;
+    for (const char *p = name; *p; k++) {
+        const char *sp = strchr(p, ' ');
+        size_t len = sp ? (size_t)(sp - p) : strlen(p);
+        if (k >= argc || strlen(argv[k]) != len || strncmp(argv[k], p, len) != 0)
+            return 0;
+        p += len + (sp ? 1 : 0);
+    }
+    return k;
+}
+
+/* The command whose words start argv[0..argc), the longest if several do;
+ * NULL if none. *nwords gets its number of words. */
+static const cli_command *match_command(int argc, char **argv, int *nwords)
+{
+    const cli_command *best = NULL;
+    *nwords = 0;
+    for (const cli_command *c = cli_commands; c->name; c++) {
+        int k = match_words(c->name, argc, argv);
+        if (k > *nwords) {
+            best = c;
+            *nwords = k;
+        }
+    }
+    return best;
+}
+
+/* Reports argv[0..argc) as an unknown command. A known first word with a
+ * wrong or missing second one lists the commands it starts, which is what
+ * the user was after. Returns EXIT_USAGE. */
+static int unknown_command(int argc, char **argv)
+{
+    char hint[512] = "";
+    size_t hl = 0, n0 = strlen(argv[0]);
+    for (const cli_command *c = cli_commands; c->name; c++)
+        if (command_group_of(c, argv[0], n0) && hl + 64 < sizeof hint)
+            hl += (size_t)snprintf(hint + hl, sizeof hint - hl, "%s'%s'", hl ? ", " : "", c->name);
+    if (!hl)
+        return cli_usage_error(NULL, "unknown command '%s'", argv[0]);
+    if (argc > 1 && argv[1][0] != '-')
+        return cli_usage_error(NULL, "unknown command '%s %s'; did you mean %s?", argv[0], argv[1],
+                               hint);
+    return cli_usage_error(NULL, "incomplete command '%s'; did you mean %s?", argv[0], hint);
+}
+
+/* Parses the words after a's command words, argv[i..argc): its options,
+ * and free words for a CMD_POSITIONAL command ("--" ends the options).
+ * Returns 0 or EXIT_USAGE. */
+static int parse_command_words(cli_args *a, int argc, char **argv, int i)
+{
+    const cli_command *cmd = a->cmd;
+    bool only_words = false;
+    for (; i < argc; i++) {
+        const char *w = argv[i];
+        if (!only_words && strcmp(w, "--") == 0) {
+            only_words = true;
+            continue;
+        }
+        if (!only_words && w[0] == '-' && w[1] != 0) {
+            int rc = parse_option(a, cmd, argc, argv, &i);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!(cmd->flags & CMD_POSITIONAL))
+            return cli_usage_error(cmd, "unexpected argument '%s' for '%s'", w, cmd->name);
+        if (!a->pos)
+            a->pos = argv + i;
+        a->npos++;
+    }
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, cli_args *a)
 {
     memset(a, 0, sizeof(*a));
@@ -484,66 +571,11 @@ int cli_parse(int argc, char **argv, cli_args *a)
     }
     if (i == argc)
         return 0;
-    /* the longest command whose words start the rest */
-    const cli_command *best = NULL;
-    int best_words = 0;
-    for (const cli_command *c = cli_commands; c->name; c++) {
-        const char *p = c->name;
-        int k = 0;
-        bool ok = true;
-        while (*p) {
-            const char *sp = strchr(p, ' ');
-            size_t len = sp ? (size_t)(sp - p) : strlen(p);
-            if (i + k >= argc || strlen(argv[i + k]) != len || strncmp(argv[i + k], p, len) != 0) {
-                ok = false;
-                break;
-            }
-            k++;
-            p += len + (sp ? 1 : 0);
-        }
-        if (ok && k > best_words) {
-            best = c;
-            best_words = k;
-        }
-    }
-    if (!best) {
-        /* A known first word with a wrong or missing second one: list the
-         * commands it starts, which is what the user was after. */
-        char hint[512] = "";
-        size_t hl = 0, n0 = strlen(argv[i]);
-        for (const cli_command *c = cli_commands; c->name; c++)
-            if (strncmp(c->name, argv[i], n0) == 0 && c->name[n0] == ' ' && hl + 64 < sizeof hint)
-                hl += (size_t)snprintf(hint + hl, sizeof hint - hl, "%s'%s'", hl ? ", " : "", c->name);
-        if (hl) {
-            if (i + 1 < argc && argv[i + 1][0] != '-')
-                return cli_usage_error(NULL, "unknown command '%s %s'; did you mean %s?", argv[i],
-                                       argv[i + 1], hint);
-            return cli_usage_error(NULL, "incomplete command '%s'; did you mean %s?", argv[i], hint);
-        }
-        return cli_usage_error(NULL, "unknown command '%s'", argv[i]);
-    }
-    a->cmd = best;
-    i += best_words;
-    bool only_words = false;
-    for (; i < argc; i++) {
-        const char *w = argv[i];
-        if (!only_words && strcmp(w, "--") == 0) {
-            only_words = true;
-            continue;
-        }
-        if (!only_words && w[0] == '-' && w[1] != 0) {
-            int rc = parse_option(a, best, argc, argv, &i);
-            if (rc)
-                return rc;
-            continue;
-        }
-        if (!(best->flags & CMD_POSITIONAL))
-            return cli_usage_error(best, "unexpected argument '%s' for '%s'", w, best->name);
-        if (!a->pos)
-            a->pos = argv + i;
-        a->npos++;
-    }
-    return 0;
+    int nwords;
+    a->cmd = match_command(argc - i, argv + i, &nwords);
+    if (!a->cmd)
+        return unknown_command(argc - i, argv + i);
+    return parse_command_words(a, argc, argv, i + nwords);
 }
 
 /* Positional words must be contiguous for a->pos to describe them; they are
@@ -601,6 +633,11 @@ static int must_index(const cli_args *a, const char *name)
     return i;
 }
 
+const cli_opt *cli_opt_of(const cli_args *a, const char *name)
+{
+    return &a->cmd->opts[must_index(a, name)];
+}
+
 const char *cli_str(const cli_args *a, const char *name) { return a->val[must_index(a, name)]; }
 
 const char *cli_str_or(const cli_args *a, const char *name, const char *def)
@@ -623,6 +660,14 @@ bool cli_flag(const cli_args *a, const char *name)
 
 bool cli_has(const cli_args *a, const char *name) { return a->val[must_index(a, name)] != NULL; }
 
+void cli_join_words(char **words, int n, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? " " : "", words[i]);
+}
+
 /* ---- small commands --------------------------------------------------- */
 
 int cmd_help(cli_ctx *ctx, const cli_args *a)
@@ -631,17 +676,15 @@ int cmd_help(cli_ctx *ctx, const cli_args *a)
         cli_print_help(stdout, ctx->in_shell);
         return EXIT_OK;
     }
-    char name[256] = "";
-    size_t n = 0;
-    for (int k = 0; k < a->npos && n < sizeof name; k++)
-        n += (size_t)snprintf(name + n, sizeof name - n, "%s%s", k ? " " : "", a->pos[k]);
+    char name[256];
+    cli_join_words(a->pos, a->npos, name, sizeof name);
     const cli_command *c = cli_find(name);
     if (!c) {
         /* "help create" lists the commands starting with that word */
         bool any = false;
         size_t len = strlen(name);
         for (const cli_command *x = cli_commands; x->name; x++) {
-            if (strncmp(x->name, name, len) == 0 && x->name[len] == ' ') {
+            if (command_group_of(x, name, len)) {
                 if (!any)
                     printf("Commands starting with '%s':\n", name);
                 printf("  %-18s %s\n", x->name, x->summary);
@@ -659,10 +702,8 @@ int cmd_help(cli_ctx *ctx, const cli_args *a)
 
 int cmd_version(cli_ctx *ctx, const cli_args *a)
 {
-    if (a->json) {
-        printf("{\n  \"agate\": \"%s\"\n}\n", AGATE_VERSION_STRING);
-        return EXIT_OK;
-    }
+    if (a->json)
+        return json_print_object(stdout, JSON_FIELDS(JF_STR("agate", AGATE_VERSION_STRING)));
     printf("agate %s\n", AGATE_VERSION_STRING);
     return EXIT_OK;
 }

@@ -20,33 +20,44 @@ const char *cli_server(const cli_ctx *ctx, const cli_args *a)
     return env && *env ? env : CLI_DEFAULT_SERVER;
 }
 
-/* Opens a connection with a given connect timeout. */
-static agate_client *open_with_timeout(const char *addr, int connect_timeout_ms)
+agate_client *cli_client_new(int connect_timeout_ms, int request_timeout_ms)
 {
     agate_options o;
     agate_options_init(&o);
     o.connect_timeout_ms = connect_timeout_ms;
-    o.request_timeout_ms = CLI_REQUEST_TIMEOUT_MS;
+    o.request_timeout_ms = request_timeout_ms;
     o.client_name = "agate-cli";
-    agate_client *c = agate_client_new(&o);
+    return agate_client_new(&o);
+}
+
+/* Prints why connecting to addr failed. The library's message may already
+ * name the address ("HOST:PORT: reason"); say it once. */
+static void connect_error(agate_client *c, int rc, const char *addr)
+{
+    const char *msg = agate_errmsg(c);
+    if (!msg || !*msg)
+        msg = agate_strerror(rc);
+    size_t al = strlen(addr);
+    if (strncmp(msg, "cannot connect", 14) == 0)
+        cli_err("%s", msg);
+    else if (strncmp(msg, addr, al) == 0 && msg[al] == ':' && msg[al + 1] == ' ')
+        cli_err("cannot connect to %s: %s", addr, msg + al + 2);
+    else
+        cli_err("cannot connect to %s: %s", addr, msg);
+}
+
+/* Opens a connection to addr with a given connect timeout and the CLI's
+ * request timeout. NULL after printing the reason. */
+static agate_client *open_with_timeout(const char *addr, int connect_timeout_ms)
+{
+    agate_client *c = cli_client_new(connect_timeout_ms, CLI_REQUEST_TIMEOUT_MS);
     if (!c) {
         cli_err("out of memory");
         return NULL;
     }
     int rc = agate_connect(c, addr);
     if (rc < 0) {
-        const char *msg = agate_errmsg(c);
-        if (!msg || !*msg)
-            msg = agate_strerror(rc);
-        /* The library's message may already name the address
-         * ("HOST:PORT: reason"); say it once. */
-        size_t al = strlen(addr);
-        if (strncmp(msg, "cannot connect", 14) == 0)
-            cli_err("%s", msg);
-        else if (strncmp(msg, addr, al) == 0 && msg[al] == ':' && msg[al + 1] == ' ')
-            cli_err("cannot connect to %s: %s", addr, msg + al + 2);
-        else
-            cli_err("cannot connect to %s: %s", addr, msg);
+        connect_error(c, rc, addr);
         agate_client_free(c);
         return NULL;
     }
@@ -80,7 +91,65 @@ int cli_fail(agate_client *c, int rc, const char *what)
     return EXIT_ERR;
 }
 
-/* Prints the server's name and version from SERVER_INFO, best effort. */
+int cli_finish(cli_ctx *ctx, agate_client *c, int rc, const char *what)
+{
+    int ret = rc < 0 ? cli_fail(c, rc, what) : EXIT_OK;
+    cli_release(ctx, c);
+    return ret;
+}
+
+void cli_set_connection(cli_ctx *ctx, agate_client *c, char *addr)
+{
+    agate_client_free(ctx->conn);
+    free(ctx->conn_addr);
+    ctx->conn = c;
+    ctx->conn_addr = addr;
+}
+
+/* Points val at the value under key in the MessagePack map info. */
+static bool info_find(const agate_buf *info, const char *key, mp_cursor *val)
+{
+    mp_cursor c;
+    uint32_t n;
+    mp_cursor_init(&c, info->data, info->len);
+    if (mp_read_map(&c, &n))
+        return false;
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k;
+        uint32_t len;
+        bool is_str;
+        if (mp_read_bytes(&c, &k, &len, &is_str))
+            return false;
+        if (len == kl && memcmp(k, key, kl) == 0) {
+            *val = c;
+            return true;
+        }
+        if (mp_skip(&c, MP_MAX_DEPTH_LIMIT))
+            return false;
+    }
+    return false;
+}
+
+bool cli_info_uint(const agate_buf *info, const char *key, uint64_t *out)
+{
+    mp_cursor c;
+    return info_find(info, key, &c) && mp_read_uint(&c, out) == 0;
+}
+
+bool cli_info_str(const agate_buf *info, const char *key, char *out, size_t cap)
+{
+    mp_cursor c;
+    const uint8_t *p;
+    uint32_t n;
+    if (!info_find(info, key, &c) || mp_read_str(&c, &p, &n))
+        return false;
+    snprintf(out, cap, "%.*s", (int)n, (const char *)p);
+    return true;
+}
+
+/* Prints which server c is connected to (addr unless the library knows
+ * better), with its name and version from SERVER_INFO, best effort. */
 static void describe_connection(agate_client *c, const char *addr, bool json)
 {
     agate_buf info = {0};
@@ -89,52 +158,21 @@ static void describe_connection(agate_client *c, const char *addr, bool json)
         shown = addr;
     int rc = agate_server_info(c, &info);
     if (json) {
-        json_doc d;
-        json_doc_init(&d);
-        jw_begin_object(&d.w);
-        jw_ckey(&d.w, "connected");
-        jw_bool(&d.w, true);
-        jw_ckey(&d.w, "server");
-        jw_cstr(&d.w, shown);
-        if (rc == 0) {
-            mp_cursor cur;
-            mp_cursor_init(&cur, info.data, info.len);
-            jw_ckey(&d.w, "info");
-            if (jw_mp(&d.w, &cur))
-                jw_null(&d.w);
-        }
-        jw_end_object(&d.w);
-        json_doc_print(&d);
+        json_print_object(stdout, JSON_FIELDS(JF_BOOL("connected", true), JF_STR("server", shown),
+                                              JF_IF(rc == 0, JF_MP("info", info.data, info.len))));
     } else {
         char name[128] = "?", version[64] = "?";
         if (rc == 0) {
-            mp_cursor cur;
-            uint32_t n;
-            mp_cursor_init(&cur, info.data, info.len);
-            if (mp_read_map(&cur, &n) == 0) {
-                for (uint32_t i = 0; i < n; i++) {
-                    const uint8_t *k, *v;
-                    uint32_t kl, vl;
-                    if (mp_read_str(&cur, &k, &kl))
-                        break;
-                    char *dst = NULL;
-                    size_t cap = 0;
-                    if (kl == 4 && memcmp(k, "name", 4) == 0)
-                        dst = name, cap = sizeof name;
-                    else if (kl == 7 && memcmp(k, "version", 7) == 0)
-                        dst = version, cap = sizeof version;
-                    if (dst && mp_read_str(&cur, &v, &vl) == 0)
-                        snprintf(dst, cap, "%.*s", (int)vl, (const char *)v);
-                    else if (mp_skip(&cur, MP_MAX_DEPTH_LIMIT))
-                        break;
-                }
-            }
+            cli_info_str(&info, "name", name, sizeof name);
+            cli_info_str(&info, "version", version, sizeof version);
         }
         printf("Connected to %s (server %s, version %s)\n", shown, name, version);
     }
     agate_buf_free(&info);
 }
 
+/* connect: checks that a server answers; in the shell it becomes the
+ * connection of the following commands. */
 int cmd_connect(cli_ctx *ctx, const cli_args *a)
 {
     const char *addr = a->server ? a->server : cli_server(NULL, NULL);
@@ -154,27 +192,19 @@ int cmd_connect(cli_ctx *ctx, const cli_args *a)
         cli_err("out of memory");
         return EXIT_ERR;
     }
-    if (ctx->conn)
-        agate_client_free(ctx->conn);
-    free(ctx->conn_addr);
-    ctx->conn = c;
-    ctx->conn_addr = copy;
+    cli_set_connection(ctx, c, copy);
     return EXIT_OK;
 }
 
+/* disconnect: closes the shell's connection. */
 int cmd_disconnect(cli_ctx *ctx, const cli_args *a)
 {
-    if (!ctx->conn) {
-        if (!a->json)
-            printf("Not connected\n");
-    } else if (!a->json) {
-        printf("Disconnected from %s\n", ctx->conn_addr);
-    }
     if (a->json)
-        printf("{\n  \"connected\": false\n}\n");
-    agate_client_free(ctx->conn);
-    free(ctx->conn_addr);
-    ctx->conn = NULL;
-    ctx->conn_addr = NULL;
+        json_print_object(stdout, JSON_FIELDS(JF_BOOL("connected", false)));
+    else if (!ctx->conn)
+        printf("Not connected\n");
+    else
+        printf("Disconnected from %s\n", ctx->conn_addr);
+    cli_set_connection(ctx, NULL, NULL);
     return EXIT_OK;
 }

@@ -818,11 +818,19 @@ int jw_base64(jw_t *w, const void *p, size_t n)
 
 #define JW_MAX_MP_DEPTH 1024
 
-static int mp_to_jw(jw_t *w, mp_cursor *c, int depth);
+/* A map key that is not a string is written as its JSON text, and that text
+ * is escaped once more for every such key it sits in: each level doubles
+ * the backslashes, so the output would grow exponentially with the nesting
+ * (2^k bytes from 2k bytes of input). Keys within keys deeper than this fail
+ * with MP_EDEPTH instead. */
+#define JW_MAX_KEY_NESTING 4
+
+static int mp_to_jw(jw_t *w, mp_cursor *c, int depth, int key_nesting);
 
 /* Writes a map key: strings as they are, bin as base64, anything else as its
- * compact JSON text (JSON object names must be strings). */
-static int mp_key_to_jw(jw_t *w, mp_cursor *c, int depth)
+ * compact JSON text (JSON object names must be strings). key_nesting counts
+ * the keys of that kind this one is part of. */
+static int mp_key_to_jw(jw_t *w, mp_cursor *c, int depth, int key_nesting)
 {
     mp_cursor save = *c;
     mp_item it;
@@ -835,11 +843,13 @@ static int mp_key_to_jw(jw_t *w, mp_cursor *c, int depth)
     buf_init(&tmp);
     if (it.type == MP_BIN) {
         rc = b64_encode(it.v.s.ptr, it.v.s.len, &tmp) ? JW_EFAIL : 0;
+    } else if (key_nesting >= JW_MAX_KEY_NESTING) {
+        rc = MP_EDEPTH;
     } else {
         jw_t sub;
         jw_init(&sub, &tmp, 0);
         *c = save;
-        rc = mp_to_jw(&sub, c, depth);
+        rc = mp_to_jw(&sub, c, depth, key_nesting + 1);
         jw_free(&sub);
     }
     if (rc == 0 && jw_key(w, tmp.data ? (const void *)tmp.data : "", tmp.len))
@@ -848,7 +858,7 @@ static int mp_key_to_jw(jw_t *w, mp_cursor *c, int depth)
     return rc;
 }
 
-static int mp_to_jw(jw_t *w, mp_cursor *c, int depth)
+static int mp_to_jw(jw_t *w, mp_cursor *c, int depth, int key_nesting)
 {
     mp_item it;
     int rc = mp_next(c, &it);
@@ -876,9 +886,9 @@ static int mp_to_jw(jw_t *w, mp_cursor *c, int depth)
         if (map ? jw_begin_object(w) : jw_begin_array(w))
             return JW_EFAIL;
         for (uint32_t i = 0; i < n; i++) {
-            if (map && (rc = mp_key_to_jw(w, c, depth + 1)) != 0)
+            if (map && (rc = mp_key_to_jw(w, c, depth + 1, key_nesting)) != 0)
                 return rc;
-            if ((rc = mp_to_jw(w, c, depth + 1)) != 0)
+            if ((rc = mp_to_jw(w, c, depth + 1, key_nesting)) != 0)
                 return rc;
         }
         rc = map ? jw_end_object(w) : jw_end_array(w);
@@ -888,7 +898,7 @@ static int mp_to_jw(jw_t *w, mp_cursor *c, int depth)
     return rc ? JW_EFAIL : 0;
 }
 
-int jw_mp(jw_t *w, mp_cursor *c) { return mp_to_jw(w, c, 0); }
+int jw_mp(jw_t *w, mp_cursor *c) { return mp_to_jw(w, c, 0, 0); }
 
 int json_mp_to_json(const void *mp, size_t n, buf_t *out, int indent)
 {

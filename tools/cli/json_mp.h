@@ -19,7 +19,9 @@
  *
  * MessagePack -> JSON (jw_mp)
  *   bin -> base64 string; ext -> {"$ext": type, "base64": "..."}; map keys
- *   that are not strings -> their compact JSON text (a bin key -> its base64);
+ *   that are not strings -> their compact JSON text (a bin key -> its base64;
+ *   such keys within such keys more than 4 levels deep are refused with
+ *   MP_EDEPTH, as every level escapes the text again and doubles its size);
  *   float NaN/Infinity -> null (JSON has no spelling for them); bytes of a str
  *   that are not valid UTF-8 -> U+FFFD.
  *
@@ -96,7 +98,7 @@ int jw_base64(jw_t *w, const void *p, size_t n);
 /* Writes one MessagePack object read from c as JSON (mapping above) and
  * advances c past it. Returns 0, JW_EFAIL (out of memory or writer misuse)
  * or an MP_E* code when the input is not well-formed MessagePack or is
- * nested deeper than 1024 levels. */
+ * nested deeper than 1024 levels (or its non-string keys deeper than 4). */
 int jw_mp(jw_t *w, mp_cursor *c);
 
 /* Converts the single MessagePack object [mp, mp+n) to JSON text appended to

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -128,12 +129,7 @@ static void connect_address(const server_status *st, char *out, size_t cap)
 /* Pings addr with a short timeout; 0 on success. Quiet: no message. */
 static int quiet_ping(const char *addr, agate_client **keep)
 {
-    agate_options o;
-    agate_options_init(&o);
-    o.connect_timeout_ms = 1000;
-    o.request_timeout_ms = 2000;
-    o.client_name = "agate-cli";
-    agate_client *c = agate_client_new(&o);
+    agate_client *c = cli_client_new(1000, 2000);
     if (!c)
         return -1;
     int rc = agate_connect(c, addr);
@@ -283,6 +279,7 @@ static bool kill_and_wait(pid_t pid, int sig, double secs, bool group)
     }
 }
 
+/* Says in out how the daemon ended, from its wait status. */
 static void describe_exit(int wstatus, char *out, size_t cap)
 {
     if (WIFEXITED(wstatus))
@@ -327,9 +324,13 @@ fail:;
     _exit(127);
 }
 
-int cmd_start_server(cli_ctx *ctx, const cli_args *a)
+/* ---- start server ----------------------------------------------------- */
+
+/* Checks --name, creates the server's directory (--dir, else ./NAME) and
+ * resolves it into dir (PATH_MAX bytes), refusing one where a server runs.
+ * Returns 0, or EXIT_USAGE / EXIT_ERR after the message. */
+static int prepare_server_dir(const cli_args *a, const char *name, char *dir)
 {
-    const char *name = cli_str_or(a, "name", "server1");
     char dir_arg[PATH_MAX];
     server_dir(a, dir_arg, sizeof dir_arg);
     if (!*name || strchr(name, '/'))
@@ -338,7 +339,6 @@ int cmd_start_server(cli_ctx *ctx, const cli_args *a)
         cli_err("cannot create directory %s: %s", dir_arg, strerror(errno));
         return EXIT_ERR;
     }
-    char dir[PATH_MAX];
     if (!realpath(dir_arg, dir)) {
         cli_err("cannot resolve directory %s: %s", dir_arg, strerror(errno));
         return EXIT_ERR;
@@ -352,56 +352,65 @@ int cmd_start_server(cli_ctx *ctx, const cli_args *a)
             cli_err("a server is already running in %s", dir);
         return EXIT_ERR;
     }
+    return 0;
+}
 
-    char daemon[PATH_MAX];
-    find_daemon(daemon, sizeof daemon);
-    long long port = cli_int(a, "port", 40404);
-    double timeout = (double)cli_int(a, "timeout", 60);
+#define DAEMON_MAX_ARGS 16
 
-    /* argv for agated: the options we were given, passed through */
-    char bufs[12][PATH_MAX + 32];
-    char *argv[16];
-    int n = 0;
-    argv[n++] = daemon;
-    snprintf(bufs[n], sizeof bufs[n], "--role=server");
-    argv[n] = bufs[n];
-    n++;
-    snprintf(bufs[n], sizeof bufs[n], "--name=%s", name);
-    argv[n] = bufs[n];
-    n++;
-    snprintf(bufs[n], sizeof bufs[n], "--dir=%s", dir);
-    argv[n] = bufs[n];
-    n++;
-    snprintf(bufs[n], sizeof bufs[n], "--port=%lld", port);
-    argv[n] = bufs[n];
-    n++;
+/* The command line of agated, NULL-terminated. */
+typedef struct daemon_argv {
+    char *argv[DAEMON_MAX_ARGS + 1];
+    char bufs[DAEMON_MAX_ARGS][PATH_MAX + 32];
+    int n;
+} daemon_argv;
+
+/* Appends one argument, formatted as by printf. */
+static void add_arg(daemon_argv *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add_arg(daemon_argv *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->bufs[d->n], sizeof d->bufs[d->n], fmt, ap);
+    va_end(ap);
+    d->argv[d->n] = d->bufs[d->n];
+    d->argv[++d->n] = NULL;
+}
+
+/* Builds agated's command line: the daemon, its role, name, directory and
+ * port, and the options start server passes through as they were given. */
+static void build_daemon_argv(const cli_args *a, const char *name, const char *dir, daemon_argv *d)
+{
     static const char *pass[] = {"bind-address", "threads", "max-frame-size", "max-key-size",
                                  "max-value-size", "max-depth", "log-level"};
+    char daemon[PATH_MAX];
+    find_daemon(daemon, sizeof daemon);
+    d->n = 0;
+    add_arg(d, "%s", daemon);
+    add_arg(d, "--role=server");
+    add_arg(d, "--name=%s", name);
+    add_arg(d, "--dir=%s", dir);
+    add_arg(d, "--port=%lld", cli_int(a, "port", 40404));
     for (size_t k = 0; k < sizeof pass / sizeof pass[0]; k++) {
         if (!cli_has(a, pass[k]))
             continue;
-        const cli_opt *o = NULL;
-        for (const cli_opt *x = a->cmd->opts; x->name; x++)
-            if (strcmp(x->name, pass[k]) == 0)
-                o = x;
-        if (o && o->type != OPT_STR)
-            snprintf(bufs[n], sizeof bufs[n], "--%s=%lld", pass[k], cli_int(a, pass[k], 0));
+        if (cli_opt_of(a, pass[k])->type != OPT_STR)
+            add_arg(d, "--%s=%lld", pass[k], cli_int(a, pass[k], 0));
         else
-            snprintf(bufs[n], sizeof bufs[n], "--%s=%s", pass[k], cli_str(a, pass[k]));
-        argv[n] = bufs[n];
-        n++;
+            add_arg(d, "--%s=%s", pass[k], cli_str(a, pass[k]));
     }
-    argv[n] = NULL;
+}
 
-    char out_path[PATH_MAX + 64], log_path[PATH_MAX + 64];
-    snprintf(out_path, sizeof out_path, "%s/%s.out", dir, name);
-    snprintf(log_path, sizeof log_path, "%s/%s.log", dir, name);
-
-    off_t log_start = file_size(log_path);
+/* Starts argv (the daemon) in the background with its output going to
+ * out_path. Returns its pid, or -1 after the message when it could not be
+ * forked or run: the child reports a failed exec through a close-on-exec
+ * pipe, which a successful exec closes unwritten. */
+static pid_t spawn_daemon(char **argv, const char *out_path)
+{
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) {
         cli_err("pipe: %s", strerror(errno));
-        return EXIT_ERR;
+        return -1;
     }
     fflush(NULL);
     pid_t pid = fork();
@@ -409,7 +418,7 @@ int cmd_start_server(cli_ctx *ctx, const cli_args *a)
         cli_err("fork: %s", strerror(errno));
         close(errpipe[0]);
         close(errpipe[1]);
-        return EXIT_ERR;
+        return -1;
     }
     if (pid == 0) {
         close(errpipe[0]);
@@ -427,147 +436,155 @@ int cmd_start_server(cli_ctx *ctx, const cli_args *a)
         r = read(errpipe[0], &child_errno, sizeof child_errno);
     while (r < 0 && errno == EINTR);
     close(errpipe[0]);
-    if (r == (ssize_t)sizeof child_errno) {
-        waitpid(pid, NULL, 0);
-        cli_err("cannot run %s: %s%s", daemon, strerror(child_errno),
-                child_errno == ENOENT ? " (set AGATE_DAEMON to the agated binary)" : "");
-        return EXIT_ERR;
-    }
+    if (r != (ssize_t)sizeof child_errno)
+        return pid;
+    waitpid(pid, NULL, 0);
+    cli_err("cannot run %s: %s%s", argv[0], strerror(child_errno),
+            child_errno == ENOENT ? " (set AGATE_DAEMON to the agated binary)" : "");
+    return -1;
+}
 
-    /* Wait for: the child exiting (failure), or the status file naming it
-     * as running and a ping succeeding (success), or the timeout. */
+/* Waits until the daemon pid is usable: the status file in dir names it as
+ * running and a ping succeeds. Returns true with st read; false with reason
+ * set when it exited, or did not come up within timeout seconds (it is
+ * killed then). */
+static bool wait_until_up(pid_t pid, const char *dir, double timeout, server_status *st,
+                          char *reason, size_t cap)
+{
     double deadline = now_seconds() + timeout;
-    char reason[256] = "";
-    server_status st;
     char addr[192] = "";
     for (;;) {
         int ws;
-        pid_t w = waitpid(pid, &ws, WNOHANG);
-        if (w == pid) {
-            describe_exit(ws, reason, sizeof reason);
-            break;
+        if (waitpid(pid, &ws, WNOHANG) == pid) {
+            describe_exit(ws, reason, cap);
+            return false;
         }
-        if (read_status(dir, &st) == 0 && st.pid == pid && strcmp(st.state, "running") == 0) {
-            connect_address(&st, addr, sizeof addr);
-            if (quiet_ping(addr, NULL) == 0) {
-                if (a->json) {
-                    json_doc d;
-                    json_doc_init(&d);
-                    jw_begin_object(&d.w);
-                    jw_ckey(&d.w, "name");
-                    jw_cstr(&d.w, st.name[0] ? st.name : name);
-                    jw_ckey(&d.w, "pid");
-                    jw_int(&d.w, pid);
-                    jw_ckey(&d.w, "host");
-                    jw_cstr(&d.w, st.bind);
-                    jw_ckey(&d.w, "port");
-                    jw_int(&d.w, st.port);
-                    jw_ckey(&d.w, "dir");
-                    jw_cstr(&d.w, dir);
-                    jw_ckey(&d.w, "log");
-                    jw_cstr(&d.w, log_path);
-                    jw_end_object(&d.w);
-                    return json_doc_print(&d);
-                }
-                printf("Server %s started: pid %ld, listening on %s:%d\n", st.name[0] ? st.name : name,
-                       (long)pid, st.bind, st.port);
-                return EXIT_OK;
-            }
+        if (read_status(dir, st) == 0 && st->pid == pid && strcmp(st->state, "running") == 0) {
+            connect_address(st, addr, sizeof addr);
+            if (quiet_ping(addr, NULL) == 0)
+                return true;
         }
         if (now_seconds() >= deadline) {
-            snprintf(reason, sizeof reason, "it did not %s within %.0f s",
+            snprintf(reason, cap, "it did not %s within %.0f s",
                      addr[0] ? "answer a ping" : "report that it is listening", timeout);
             if (!kill_and_wait(pid, SIGTERM, 3, true))
                 kill_and_wait(pid, SIGKILL, 3, true);
-            break;
+            return false;
         }
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    (void)ctx;
+}
+
+/* Prints that the server (pid, status st) started: its name (as it reports
+ * it, else as asked), where it listens, its directory and log. */
+static int print_started(const cli_args *a, const char *name, pid_t pid, const server_status *st,
+                         const char *dir, const char *log_path)
+{
+    const char *shown = st->name[0] ? st->name : name;
+    if (a->json)
+        return json_print_object(stdout, JSON_FIELDS(JF_STR("name", shown), JF_INT("pid", pid),
+                                                      JF_STR("host", st->bind),
+                                                      JF_INT("port", st->port), JF_STR("dir", dir),
+                                                      JF_STR("log", log_path)));
+    printf("Server %s started: pid %ld, listening on %s:%d\n", shown, (long)pid, st->bind,
+           st->port);
+    return EXIT_OK;
+}
+
+/* start server: starts agated detached in its directory and waits until it
+ * answers a ping (or exits, or --timeout passes: then its log is shown). */
+int cmd_start_server(cli_ctx *ctx, const cli_args *a)
+{
+    const char *name = cli_str_or(a, "name", "server1");
+    char dir[PATH_MAX];
+    int rc = prepare_server_dir(a, name, dir);
+    if (rc)
+        return rc;
+    daemon_argv d;
+    build_daemon_argv(a, name, dir, &d);
+    char out_path[PATH_MAX + 64], log_path[PATH_MAX + 64];
+    snprintf(out_path, sizeof out_path, "%s/%s.out", dir, name);
+    snprintf(log_path, sizeof log_path, "%s/%s.log", dir, name);
+    off_t log_start = file_size(log_path);
+    pid_t pid = spawn_daemon(d.argv, out_path);
+    if (pid < 0)
+        return EXIT_ERR;
+    server_status st;
+    char reason[256] = "";
+    if (wait_until_up(pid, dir, (double)cli_int(a, "timeout", 60), &st, reason, sizeof reason))
+        return print_started(a, name, pid, &st, dir, log_path);
     cli_err("server %s did not start: %s", name, reason);
     print_tail(log_path, 20, log_start);
     print_tail(out_path, 20, 0);
     return EXIT_ERR;
 }
 
-/* Looks up key in a MessagePack map and returns a cursor at its value. */
-static bool map_find(const agate_buf *b, const char *key, mp_cursor *val)
-{
-    mp_cursor c;
-    uint32_t n;
-    mp_cursor_init(&c, b->data, b->len);
-    if (mp_read_map(&c, &n))
-        return false;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *k;
-        uint32_t len;
-        bool is_str;
-        if (mp_read_bytes(&c, &k, &len, &is_str))
-            return false;
-        if (len == kl && memcmp(k, key, kl) == 0) {
-            *val = c;
-            return true;
-        }
-        if (mp_skip(&c, MP_MAX_DEPTH_LIMIT))
-            return false;
-    }
-    return false;
-}
+/* ---- status server ---------------------------------------------------- */
 
-static bool info_uint(const agate_buf *b, const char *key, uint64_t *out)
-{
-    mp_cursor c;
-    return map_find(b, key, &c) && mp_read_uint(&c, out) == 0;
-}
+/* How a SERVER_INFO field is shown in status server's text output. */
+typedef enum info_format {
+    INFO_TEXT,     /* a string, as is */
+    INFO_NUMBER,   /* an unsigned integer, in digits */
+    INFO_DURATION, /* seconds, as "1h 02m 03s" */
+    INFO_COUNT,    /* an unsigned integer, as "1,234" */
+} info_format;
 
-static bool info_str(const agate_buf *b, const char *key, char *out, size_t cap)
+static const struct info_row {
+    const char *key; /* in SERVER_INFO */
+    const char *label;
+    info_format format;
+} info_rows[] = {
+    {"version", "version:", INFO_TEXT},
+    {"member_id", "member id:", INFO_NUMBER},
+    {"uptime_s", "uptime:", INFO_DURATION},
+    {"threads", "threads:", INFO_NUMBER},
+    {"connections", "connections:", INFO_NUMBER},
+    {"regions", "regions:", INFO_NUMBER},
+    {"entries", "entries:", INFO_COUNT},
+};
+
+/* Formats the field of info that row names into out. False when info
+ * lacks it (or holds another type). */
+static bool format_info(const agate_buf *info, const struct info_row *row, char *out, size_t cap)
 {
-    mp_cursor c;
-    const uint8_t *p;
-    uint32_t n;
-    if (!map_find(b, key, &c) || mp_read_str(&c, &p, &n))
+    if (row->format == INFO_TEXT)
+        return cli_info_str(info, row->key, out, cap);
+    uint64_t u;
+    if (!cli_info_uint(info, row->key, &u))
         return false;
-    snprintf(out, cap, "%.*s", (int)n, (const char *)p);
+    if (row->format == INFO_DURATION)
+        fmt_duration(u, out, cap);
+    else if (row->format == INFO_COUNT)
+        fmt_count(u, out, cap);
+    else
+        snprintf(out, cap, "%llu", (unsigned long long)u);
     return true;
 }
 
-/* Prints the interesting SERVER_INFO fields as "label: value" lines. */
-static void print_info_lines(table_t *t, const agate_buf *info)
+/* Adds the interesting SERVER_INFO fields to t as "label: value" rows. */
+static void add_info_rows(table_t *t, const agate_buf *info)
 {
-    char s[256], tmp[64];
-    uint64_t u;
-    if (info_str(info, "version", s, sizeof s)) {
-        table_cell(t, "version:");
-        table_cell(t, "%s", s);
+    for (size_t i = 0; i < sizeof info_rows / sizeof info_rows[0]; i++) {
+        char value[256];
+        if (format_info(info, &info_rows[i], value, sizeof value))
+            table_pair(t, info_rows[i].label, "%s", value);
     }
-    if (info_uint(info, "member_id", &u)) {
-        table_cell(t, "member id:");
-        table_cell(t, "%llu", (unsigned long long)u);
-    }
-    if (info_uint(info, "uptime_s", &u)) {
-        fmt_duration(u, tmp, sizeof tmp);
-        table_cell(t, "uptime:");
-        table_cell(t, "%s", tmp);
-    }
-    if (info_uint(info, "threads", &u)) {
-        table_cell(t, "threads:");
-        table_cell(t, "%llu", (unsigned long long)u);
-    }
-    if (info_uint(info, "connections", &u)) {
-        table_cell(t, "connections:");
-        table_cell(t, "%llu", (unsigned long long)u);
-    }
-    if (info_uint(info, "regions", &u)) {
-        table_cell(t, "regions:");
-        table_cell(t, "%llu", (unsigned long long)u);
-    }
-    if (info_uint(info, "entries", &u)) {
-        fmt_count(u, tmp, sizeof tmp);
-        table_cell(t, "entries:");
-        table_cell(t, "%s", tmp);
-    }
+}
+
+/* Prints the text of status server --server: the server's name and
+ * address, the ping time and the SERVER_INFO rows. */
+static void print_remote_status(const char *addr, double ping_ms, const agate_buf *info)
+{
+    char name[128] = "?";
+    cli_info_str(info, "name", name, sizeof name);
+    printf("Server %s at %s is running\n", name, addr);
+    table_t t;
+    table_init(&t, 2, NULL, NULL);
+    table_pair(&t, "ping:", "ok (%.2f ms)", ping_ms);
+    add_info_rows(&t, info);
+    table_print(&t, stdout);
+    table_free(&t);
 }
 
 /* status server --server=HOST:PORT: only what the protocol can tell. */
@@ -582,153 +599,136 @@ static int status_remote(cli_ctx *ctx, const cli_args *a)
     agate_buf info = {0};
     if (rc == 0)
         rc = agate_server_info(c, &info);
-    if (rc < 0) {
-        int e = cli_fail(c, rc, cli_server(ctx, a));
-        cli_release(ctx, c);
-        return e;
-    }
+    if (rc < 0)
+        return cli_finish(ctx, c, rc, cli_server(ctx, a));
     const char *addr = agate_server_address(c);
     if (!addr)
         addr = cli_server(ctx, a);
-    if (a->json) {
-        json_doc d;
-        json_doc_init(&d);
-        jw_begin_object(&d.w);
-        jw_ckey(&d.w, "server");
-        jw_cstr(&d.w, addr);
-        jw_ckey(&d.w, "ping");
-        jw_bool(&d.w, true);
-        jw_ckey(&d.w, "ping_ms");
-        jw_double(&d.w, ping_ms);
-        jw_ckey(&d.w, "info");
-        mp_cursor cur;
-        mp_cursor_init(&cur, info.data, info.len);
-        if (jw_mp(&d.w, &cur))
-            jw_null(&d.w);
-        jw_end_object(&d.w);
-        rc = json_doc_print(&d);
-    } else {
-        char name[128] = "?";
-        info_str(&info, "name", name, sizeof name);
-        printf("Server %s at %s is running\n", name, addr);
-        table_t t;
-        table_init(&t, 2, NULL, NULL);
-        table_cell(&t, "ping:");
-        table_cell(&t, "ok (%.2f ms)", ping_ms);
-        print_info_lines(&t, &info);
-        table_print(&t, stdout);
-        table_free(&t);
-        rc = EXIT_OK;
-    }
+    rc = EXIT_OK;
+    if (a->json)
+        rc = json_print_object(stdout, JSON_FIELDS(JF_STR("server", addr), JF_BOOL("ping", true),
+                                                    JF_DOUBLE("ping_ms", ping_ms),
+                                                    JF_MP("info", info.data, info.len)));
+    else
+        print_remote_status(addr, ping_ms, &info);
     agate_buf_free(&info);
     cli_release(ctx, c);
     return rc;
 }
 
-/* Reaps children that exited (daemons started from this shell), so that a
- * stopped one does not linger as a zombie that still "exists". */
-static void reap_children(void)
+void cli_reap_children(void)
 {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
 }
 
+/* Reads the status file of the server a status/stop command names (--dir,
+ * else ./NAME) after reaping exited children; dir (PATH_MAX bytes) gets the
+ * directory. Returns 0, or EXIT_ERR after the message. */
+static int load_server_status(const cli_args *a, char *dir, server_status *st)
+{
+    cli_reap_children();
+    server_dir(a, dir, PATH_MAX);
+    if (read_status(dir, st) == 0)
+        return 0;
+    cli_err("no server status in %s: %s (never started there?)", dir, strerror(errno));
+    return EXIT_ERR;
+}
+
+/* What status server finds out about a local server beyond its file. */
+typedef struct server_probe {
+    bool alive;       /* the status file says running and the process exists */
+    bool ping_ok;
+    double ping_ms;
+    agate_buf info;   /* SERVER_INFO; data NULL when unknown */
+} server_probe;
+
+/* Checks that the server of st runs and pings it (asking SERVER_INFO when
+ * it answers). Free pr->info with agate_buf_free. */
+static void probe_server(const server_status *st, server_probe *pr)
+{
+    memset(pr, 0, sizeof(*pr));
+    pr->alive = strcmp(st->state, "running") == 0 && pid_alive(st->pid);
+    if (!pr->alive)
+        return;
+    char addr[192];
+    connect_address(st, addr, sizeof addr);
+    agate_client *c = NULL;
+    double t0 = now_seconds();
+    pr->ping_ok = quiet_ping(addr, &c) == 0;
+    pr->ping_ms = (now_seconds() - t0) * 1000;
+    if (pr->ping_ok && agate_server_info(c, &pr->info) != 0)
+        agate_buf_free(&pr->info);
+    agate_client_free(c);
+}
+
+/* Prints status server --json for a local server. */
+static int print_status_json(const server_status *st, const char *dir, const server_probe *pr)
+{
+    const char *state = pr->alive ? (pr->ping_ok ? "running" : "not_responding") : "stopped";
+    const agate_buf *info = &pr->info;
+    return json_print_object(
+        stdout, JSON_FIELDS(JF_STR("name", st->name), JF_STR("dir", dir), JF_INT("pid", st->pid),
+                            JF_BOOL("alive", pr->alive), JF_STR("state", state),
+                            JF_STR("host", st->bind), JF_INT("port", st->port),
+                            JF_BOOL("ping", pr->ping_ok),
+                            JF_IF(info->data != NULL, JF_MP("info", info->data, info->len))));
+}
+
+/* Prints status server's text for a local server. */
+static void print_status_text(const server_status *st, const char *dir, const server_probe *pr)
+{
+    const char *state = pr->ping_ok ? "running" : "not responding";
+    if (!pr->alive)
+        state = strcmp(st->state, "running") == 0 ? "not running (stale status file)" : "stopped";
+    printf("Server %s in %s is %s\n", st->name[0] ? st->name : "?", dir, state);
+    table_t t;
+    table_init(&t, 2, NULL, NULL);
+    table_pair(&t, "pid:", "%ld%s", st->pid, pr->alive ? "" : " (not alive)");
+    table_pair(&t, "listening on:", "%s:%d", st->bind, st->port);
+    if (pr->alive && pr->ping_ok)
+        table_pair(&t, "ping:", "ok (%.2f ms)", pr->ping_ms);
+    else if (pr->alive)
+        table_pair(&t, "ping:", "failed");
+    if (pr->info.data)
+        add_info_rows(&t, &pr->info);
+    table_print(&t, stdout);
+    table_free(&t);
+}
+
+/* status server: the state of the server in --dir (or ./--name), or with
+ * only --server what that server says; exit 0 only if it answers. */
 int cmd_status_server(cli_ctx *ctx, const cli_args *a)
 {
     if (a->server && !cli_has(a, "dir") && !cli_has(a, "name"))
         return status_remote(ctx, a);
-    reap_children();
     char dir[PATH_MAX];
-    server_dir(a, dir, sizeof dir);
     server_status st;
-    if (read_status(dir, &st) != 0) {
-        cli_err("no server status in %s: %s (never started there?)", dir, strerror(errno));
+    if (load_server_status(a, dir, &st) != 0)
         return EXIT_ERR;
-    }
-    bool alive = strcmp(st.state, "running") == 0 && pid_alive(st.pid);
-    char addr[192];
-    connect_address(&st, addr, sizeof addr);
-    agate_client *c = NULL;
-    double ping_ms = 0;
-    bool ping_ok = false;
-    agate_buf info = {0};
-    if (alive) {
-        double t0 = now_seconds();
-        ping_ok = quiet_ping(addr, &c) == 0;
-        ping_ms = (now_seconds() - t0) * 1000;
-        if (ping_ok && agate_server_info(c, &info) != 0)
-            agate_buf_free(&info);
-        agate_client_free(c);
-    }
-    const char *state = alive ? (ping_ok ? "running" : "not responding")
-                              : (strcmp(st.state, "running") == 0 ? "not running (stale status file)"
-                                                                  : "stopped");
-    int rc = alive && ping_ok ? EXIT_OK : EXIT_ERR;
-    if (a->json) {
-        json_doc d;
-        json_doc_init(&d);
-        jw_begin_object(&d.w);
-        jw_ckey(&d.w, "name");
-        jw_cstr(&d.w, st.name);
-        jw_ckey(&d.w, "dir");
-        jw_cstr(&d.w, dir);
-        jw_ckey(&d.w, "pid");
-        jw_int(&d.w, st.pid);
-        jw_ckey(&d.w, "alive");
-        jw_bool(&d.w, alive);
-        jw_ckey(&d.w, "state");
-        jw_cstr(&d.w, alive ? (ping_ok ? "running" : "not_responding") : "stopped");
-        jw_ckey(&d.w, "host");
-        jw_cstr(&d.w, st.bind);
-        jw_ckey(&d.w, "port");
-        jw_int(&d.w, st.port);
-        jw_ckey(&d.w, "ping");
-        jw_bool(&d.w, ping_ok);
-        if (info.data) {
-            jw_ckey(&d.w, "info");
-            mp_cursor cur;
-            mp_cursor_init(&cur, info.data, info.len);
-            if (jw_mp(&d.w, &cur))
-                jw_null(&d.w);
-        }
-        jw_end_object(&d.w);
-        int prc = json_doc_print(&d);
-        agate_buf_free(&info);
-        return prc ? prc : rc;
-    }
-    printf("Server %s in %s is %s\n", st.name[0] ? st.name : "?", dir, state);
-    table_t t;
-    table_init(&t, 2, NULL, NULL);
-    table_cell(&t, "pid:");
-    table_cell(&t, "%ld%s", st.pid, alive ? "" : " (not alive)");
-    table_cell(&t, "listening on:");
-    table_cell(&t, "%s:%d", st.bind, st.port);
-    if (alive) {
-        table_cell(&t, "ping:");
-        if (ping_ok)
-            table_cell(&t, "ok (%.2f ms)", ping_ms);
-        else
-            table_cell(&t, "failed");
-    }
-    if (info.data)
-        print_info_lines(&t, &info);
-    table_print(&t, stdout);
-    table_free(&t);
-    agate_buf_free(&info);
-    return rc;
+    server_probe pr;
+    probe_server(&st, &pr);
+    int rc = pr.alive && pr.ping_ok ? EXIT_OK : EXIT_ERR;
+    int prc = EXIT_OK;
+    if (a->json)
+        prc = print_status_json(&st, dir, &pr);
+    else
+        print_status_text(&st, dir, &pr);
+    agate_buf_free(&pr.info);
+    return prc ? prc : rc;
 }
 
+/* ---- stop server ------------------------------------------------------ */
+
+/* stop server: SIGTERM to the server in --dir (or ./--name), SIGKILL if it
+ * is still there after --timeout seconds. */
 int cmd_stop_server(cli_ctx *ctx, const cli_args *a)
 {
     (void)ctx;
-    reap_children();
     char dir[PATH_MAX];
-    server_dir(a, dir, sizeof dir);
     server_status st;
-    if (read_status(dir, &st) != 0) {
-        cli_err("no server status in %s: %s (never started there?)", dir, strerror(errno));
+    if (load_server_status(a, dir, &st) != 0)
         return EXIT_ERR;
-    }
     if (strcmp(st.state, "running") != 0 || !pid_alive(st.pid)) {
         cli_err("server %s in %s is not running", st.name[0] ? st.name : "?", dir);
         return EXIT_ERR;
@@ -737,31 +737,18 @@ int cmd_stop_server(cli_ctx *ctx, const cli_args *a)
     double t0 = now_seconds();
     pid_t pid = (pid_t)st.pid;
     bool graceful = kill_and_wait(pid, SIGTERM, timeout, false);
-    bool killed = false;
-    if (!graceful)
-        killed = kill_and_wait(pid, SIGKILL, 5, false);
+    bool killed = !graceful && kill_and_wait(pid, SIGKILL, 5, false);
     double took = now_seconds() - t0;
     if (!graceful && !killed) {
         cli_err("server %s (pid %ld) survived SIGTERM and SIGKILL", st.name, st.pid);
         return EXIT_ERR;
     }
-    if (a->json) {
-        json_doc d;
-        json_doc_init(&d);
-        jw_begin_object(&d.w);
-        jw_ckey(&d.w, "name");
-        jw_cstr(&d.w, st.name);
-        jw_ckey(&d.w, "pid");
-        jw_int(&d.w, st.pid);
-        jw_ckey(&d.w, "stopped");
-        jw_bool(&d.w, true);
-        jw_ckey(&d.w, "signal");
-        jw_cstr(&d.w, graceful ? "SIGTERM" : "SIGKILL");
-        jw_ckey(&d.w, "seconds");
-        jw_double(&d.w, (double)(long)(took * 100) / 100);
-        jw_end_object(&d.w);
-        return json_doc_print(&d);
-    }
+    if (a->json)
+        return json_print_object(
+            stdout, JSON_FIELDS(JF_STR("name", st.name), JF_INT("pid", st.pid),
+                                JF_BOOL("stopped", true),
+                                JF_STR("signal", graceful ? "SIGTERM" : "SIGKILL"),
+                                JF_DOUBLE("seconds", (double)(long)(took * 100) / 100)));
     if (graceful)
         printf("Server %s stopped (pid %ld, SIGTERM, %.2f s)\n", st.name, st.pid, took);
     else

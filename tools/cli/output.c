@@ -8,16 +8,21 @@
 
 #include "tools/cli/cli.h"
 
-void cli_err(const char *fmt, ...)
+void cli_verr(const char *fmt, va_list ap)
 {
-    va_list ap;
     /* stdout may hold a partial line of progress text; keep order sane */
     fflush(stdout);
     fputs("agate: ", stderr);
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
+}
+
+void cli_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cli_verr(fmt, ap);
+    va_end(ap);
 }
 
 void table_init(table_t *t, int ncols, const char **headers, const bool *right)
@@ -28,13 +33,11 @@ void table_init(table_t *t, int ncols, const char **headers, const bool *right)
     t->right = right;
 }
 
-void table_cell(table_t *t, const char *fmt, ...)
+/* table_cell with a va_list. */
+static void table_vcell(table_t *t, const char *fmt, va_list ap)
 {
     char *s = NULL;
-    va_list ap;
-    va_start(ap, fmt);
     int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
     if (n < 0) {
         s = NULL;
         t->oom = true;
@@ -51,6 +54,23 @@ void table_cell(table_t *t, const char *fmt, ...)
         t->cap = cap;
     }
     t->cells[t->ncells++] = s;
+}
+
+void table_cell(table_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    table_vcell(t, fmt, ap);
+    va_end(ap);
+}
+
+void table_pair(table_t *t, const char *label, const char *fmt, ...)
+{
+    table_cell(t, "%s", label);
+    va_list ap;
+    va_start(ap, fmt);
+    table_vcell(t, fmt, ap);
+    va_end(ap);
 }
 
 /* Display width of a UTF-8 string: counts code points, not bytes, so
@@ -133,24 +153,92 @@ void json_doc_init(json_doc *d)
     jw_init(&d->w, &d->buf, 2);
 }
 
-int json_doc_print(json_doc *d)
+int json_doc_print_to(json_doc *d, FILE *fp)
 {
     int rc = 0;
     if (d->w.err || d->w.depth != 0) {
         cli_err("out of memory while formatting JSON output");
         rc = EXIT_ERR;
     } else {
-        fwrite(d->buf.data, 1, d->buf.len, stdout);
-        fputc('\n', stdout);
+        fwrite(d->buf.data, 1, d->buf.len, fp);
+        fputc('\n', fp);
     }
     json_doc_free(d);
     return rc;
 }
 
+int json_doc_print(json_doc *d) { return json_doc_print_to(d, stdout); }
+
 void json_doc_free(json_doc *d)
 {
     jw_free(&d->w);
     buf_free(&d->buf);
+}
+
+/* Writes the member for an entry's key (see JF_KEY). */
+static int jw_key_member(jw_t *w, const void *key, size_t klen)
+{
+    if (utf8_valid(key, klen))
+        return jw_ckey(w, "key") || jw_str(w, key, klen) ? -1 : 0;
+    return jw_ckey(w, "key_base64") || jw_base64(w, key, klen) ? -1 : 0;
+}
+
+/* Writes MessagePack [p, p+n) as a JSON value, or null when it cannot be
+ * read at all (one that fails partway leaves a container open, which
+ * json_doc_print reports). */
+static int jw_mp_or_null(jw_t *w, const void *p, size_t n)
+{
+    mp_cursor c;
+    mp_cursor_init(&c, p, n);
+    if (jw_mp(w, &c))
+        return jw_null(w);
+    return 0;
+}
+
+/* Writes the value of one field (its name is already written). */
+static int jw_field_value(jw_t *w, const json_field *f)
+{
+    switch (f->type) {
+    case JSON_FIELD_STR: return jw_cstr(w, f->s);
+    case JSON_FIELD_INT: return jw_int(w, f->i);
+    case JSON_FIELD_UINT: return jw_uint(w, f->u);
+    case JSON_FIELD_DOUBLE: return jw_double(w, f->d);
+    case JSON_FIELD_BOOL: return jw_bool(w, f->b);
+    case JSON_FIELD_MP: return jw_mp_or_null(w, f->p, f->n);
+    case JSON_FIELD_OBJECT: return jw_object(w, f->fields);
+    default: return -1; /* END and KEY have no value of their own */
+    }
+}
+
+int jw_fields(jw_t *w, const json_field *fields)
+{
+    for (const json_field *f = fields; f->type != JSON_FIELD_END; f++) {
+        if (f->omit)
+            continue;
+        int rc = f->type == JSON_FIELD_KEY ? jw_key_member(w, f->p, f->n)
+                                           : jw_ckey(w, f->name) || jw_field_value(w, f);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+int jw_object(jw_t *w, const json_field *fields)
+{
+    return jw_begin_object(w) || jw_fields(w, fields) || jw_end_object(w) ? -1 : 0;
+}
+
+int json_print_object(FILE *fp, const json_field *fields)
+{
+    json_doc d;
+    json_doc_init(&d);
+    jw_object(&d.w, fields);
+    return json_doc_print_to(&d, fp);
+}
+
+const char *json_conv_strerror(int rc)
+{
+    return rc == JW_EFAIL ? "out of memory" : mp_strerror(rc);
 }
 
 void fmt_bytes(uint64_t n, char *out, size_t cap)

@@ -17,6 +17,7 @@ void progress_init(progress_t *p, progress_unit unit, uint64_t total)
     p->start = now_seconds();
 }
 
+/* Columns of the terminal on stderr (80 when unknown or tiny). */
 static int term_width(void)
 {
     struct winsize ws;
@@ -25,36 +26,29 @@ static int term_width(void)
     return 80;
 }
 
-void progress_update(progress_t *p, uint64_t done, uint64_t entries, bool force)
+/* Formats n in the bar's unit: "1.5 MiB" (bytes) or "1,234" (entries). */
+static void format_amount(const progress_t *p, uint64_t n, char *out, size_t cap)
 {
-    if (!p->enabled)
-        return;
-    double now = now_seconds();
-    if (!force && now - p->last_draw < 0.1)
-        return;
-    p->last_draw = now;
-    double elapsed = now - p->start;
-    double rate = elapsed > 0 ? (double)entries / elapsed : 0;
+    if (p->unit == PROGRESS_BYTES)
+        fmt_bytes(n, out, cap);
+    else
+        fmt_count(n, out, cap);
+}
 
-    char amount[96], text[200];
-    if (p->unit == PROGRESS_BYTES) {
-        char d[24], t[24];
-        fmt_bytes(done, d, sizeof d);
-        if (p->total) {
-            fmt_bytes(p->total, t, sizeof t);
-            snprintf(amount, sizeof amount, "%s/%s", d, t);
-        } else {
-            snprintf(amount, sizeof amount, "%s", d);
-        }
+/* Writes the text after the bar into out: the percentage (when the total
+ * is known), the amount done (of the total), the rate and the time left.
+ * *pct gets the percentage, or -1 without a total. */
+static void describe_progress(const progress_t *p, uint64_t done, uint64_t entries, double elapsed,
+                              char *out, size_t cap, int *pct)
+{
+    const char *unit = p->unit == PROGRESS_ENTRIES ? " entries" : "";
+    char d[32], t[32], amount[96];
+    format_amount(p, done, d, sizeof d);
+    if (p->total) {
+        format_amount(p, p->total, t, sizeof t);
+        snprintf(amount, sizeof amount, "%s/%s%s", d, t, unit);
     } else {
-        char d[32], t[32];
-        fmt_count(done, d, sizeof d);
-        if (p->total) {
-            fmt_count(p->total, t, sizeof t);
-            snprintf(amount, sizeof amount, "%s/%s entries", d, t);
-        } else {
-            snprintf(amount, sizeof amount, "%s entries", d);
-        }
+        snprintf(amount, sizeof amount, "%s%s", d, unit);
     }
     char eta[32] = "";
     if (p->total && done > 0 && done < p->total && elapsed > 0.5) {
@@ -64,17 +58,22 @@ void progress_update(progress_t *p, uint64_t done, uint64_t entries, bool force)
         snprintf(eta, sizeof eta, "  ETA %s", dur);
     }
     char r[32];
-    fmt_count((uint64_t)rate, r, sizeof r);
-    int pct = -1;
+    fmt_count((uint64_t)(elapsed > 0 ? (double)entries / elapsed : 0), r, sizeof r);
+    *pct = -1;
     if (p->total) {
         uint64_t capped = done > p->total ? p->total : done;
-        pct = (int)((double)capped * 100.0 / (double)p->total);
+        *pct = (int)((double)capped * 100.0 / (double)p->total);
     }
-    if (pct >= 0)
-        snprintf(text, sizeof text, "%3d%%  %s  %s entries/s%s", pct, amount, r, eta);
+    if (*pct >= 0)
+        snprintf(out, cap, "%3d%%  %s  %s entries/s%s", *pct, amount, r, eta);
     else
-        snprintf(text, sizeof text, "%s  %s entries/s", amount, r);
+        snprintf(out, cap, "%s  %s entries/s", amount, r);
+}
 
+/* Draws "[###>....] text" (the bar only with a percentage and room for it)
+ * over the previous line, never into the terminal's last column. */
+static void draw(progress_t *p, int pct, const char *text)
+{
     int width = term_width() - 1; /* never touch the last column: no wrap */
     int textlen = (int)strlen(text);
     /* A fixed bar width (shrunk only on narrow terminals) keeps the bar
@@ -99,6 +98,20 @@ void progress_update(progress_t *p, uint64_t done, uint64_t entries, bool force)
     fprintf(stderr, "\r%.*s%*s", n, line, blank, "");
     fflush(stderr);
     p->last_width = n;
+}
+
+void progress_update(progress_t *p, uint64_t done, uint64_t entries, bool force)
+{
+    if (!p->enabled)
+        return;
+    double now = now_seconds();
+    if (!force && now - p->last_draw < 0.1)
+        return;
+    p->last_draw = now;
+    char text[200];
+    int pct;
+    describe_progress(p, done, entries, now - p->start, text, sizeof text, &pct);
+    draw(p, pct, text);
 }
 
 void progress_finish(progress_t *p)

@@ -11,7 +11,6 @@
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tools/cli/cli.h"
@@ -130,13 +129,6 @@ fail:
 
 /* ---- running lines ---------------------------------------------------- */
 
-/* Reaps daemons started from this shell that have exited. */
-static void reap(void)
-{
-    while (waitpid(-1, NULL, WNOHANG) > 0) {
-    }
-}
-
 /* Runs one line; returns its exit code, or -1 for an empty line. */
 static int run_line(cli_ctx *ctx, const char *line, long lineno, bool interactive)
 {
@@ -154,7 +146,7 @@ static int run_line(cli_ctx *ctx, const char *line, long lineno, bool interactiv
         cli_free_words(argv);
         return -1;
     }
-    reap();
+    cli_reap_children();
     int rc;
     if (argv[0][0] == '-' && argc == 1 && strcmp(argv[0], "--help") == 0) {
         cli_print_help(stdout, true);
@@ -210,10 +202,8 @@ static void cand_add(cands_t *c, const char *prefix, const char *s, size_t n, co
 /* The command whose words are exactly words[0..n), or NULL. */
 static const cli_command *command_of(char **words, int n)
 {
-    char name[256] = "";
-    size_t len = 0;
-    for (int i = 0; i < n && len < sizeof name; i++)
-        len += (size_t)snprintf(name + len, sizeof name - len, "%s%s", i ? " " : "", words[i]);
+    char name[256];
+    cli_join_words(words, n, name, sizeof name);
     return n ? cli_find(name) : NULL;
 }
 
@@ -481,12 +471,7 @@ int cli_shell(cli_ctx *ctx, const char *initial_server)
         last = cli_execute(ctx, 3, argv);
     }
     last = interactive ? interactive_loop(ctx, last) : script_loop(ctx, last);
-    if (ctx->conn) {
-        agate_client_free(ctx->conn);
-        ctx->conn = NULL;
-    }
-    free(ctx->conn_addr);
-    ctx->conn_addr = NULL;
+    cli_set_connection(ctx, NULL, NULL);
     if (ctx->quit && ctx->quit_code >= 0)
         return ctx->quit_code;
     return last;
