@@ -38,7 +38,7 @@ Usage: tools/bench-vs-redis.sh [--requests N] [--repeat K] [--quick] [--out FILE
   --quick             fewer requests (20000), one repetition: a fast check
   --out FILE          also write the markdown report to FILE
   --bin DIR           where agated and agate-bench are (default build/bin)
-  --agate-threads N   agated --threads (default: agated's own, one per CPU)
+  --agate-threads N   agated --threads (default: agated's own, CPUs - 1, at least 1)
   --pin               run both servers on CPU 0 and the benchmark clients on
                       CPU 1 (taskset), instead of letting them share both CPUs
 EOF
@@ -247,7 +247,10 @@ start_agate
 
 # ---- runs --------------------------------------------------------------
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-agate_threads=${AGATE_THREADS:-$(nproc) (default)}
+# what the server really runs: its log names the worker count it started
+agate_workers=$(sed -n 's/.* with \([0-9]*\) worker threads.*/\1/p' "$TMP/agate/bench.log" | tail -n 1)
+agate_threads="${agate_workers:-?}${AGATE_THREADS:+ (--threads=$AGATE_THREADS)}"
+[ -z "$AGATE_THREADS" ] && agate_threads="$agate_threads (default on $(nproc) CPUs)"
 {
     if [ "$PIN" = 1 ]; then
         placement="servers pinned to CPU 0, benchmark clients to CPU 1"
@@ -255,7 +258,7 @@ agate_threads=${AGATE_THREADS:-$(nproc) (default)}
         placement="servers and benchmark clients share these CPUs"
     fi
     echo "- Machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $(uname -sr); $placement"
-    echo "- Versions: $(redis-server --version | awk '{print $1, $2, $3}'), $(redis-benchmark --version); $("$BIN/agated" --version), agated --threads=$agate_threads"
+    echo "- Versions: $(redis-server --version | awk '{print $1, $2, $3}'), $(redis-benchmark --version); $("$BIN/agated" --version), agated worker threads: $agate_threads"
     rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); source: $rev"
     echo "- Workload: -c $CLIENTS -d $VSIZE -r $KEYSPACE; -n $REQUESTS for -P 1, -n $((REQUESTS * P16_FACTOR)) for -P 16; key space filled before the first test"
