@@ -22,7 +22,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "Installing missing packages and building"
 "$root/tools/install-deps.sh"
-"$root/tools/build.sh"
+"$root/tools/build.sh" --quiet
 agate="$root/build/bin/agate"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/agate-demo.XXXXXX")
