@@ -17,13 +17,16 @@
 #include "common/proto.h"
 #include "server/dispatch.h"
 
-#define READ_CHUNK (64 * 1024)
+/* Room made for each read, and what an idle connection keeps: 16 KiB holds
+ * over a hundred typical pipelined requests, yet 10,000 idle connections pin
+ * only 160 MiB of input buffers. Larger frames grow the buffer as they arrive. */
+#define READ_CHUNK (16 * 1024)
 /* Stop reading new requests while this much output waits for a slow reader:
  * a client that pipelines without reading cannot make us buffer unbounded. */
 #define OUT_HIGH_WATER (8u << 20)
 #define OUT_LOW_WATER (1u << 20)
 /* Idle buffers shrink back to this so one large frame does not pin memory. */
-#define IDLE_BUF_KEEP (64 * 1024)
+#define IDLE_BUF_KEEP READ_CHUNK
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
