@@ -19,6 +19,7 @@
 #include "server/worker.h"
 
 #define RECLAIM_INTERVAL_MS 200
+#define ACCEPT_PAUSE_MS 100
 
 /* Binds and listens; returns the socket or -errno, and the real port. */
 static int listen_on(const char *addr, int port, int *bound_port)
@@ -58,9 +59,37 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    server_t *srv = arg;
+    if (!atomic_load(&srv->shutting_down))
+        evconnlistener_enable(srv->listener);
+}
+
+/* Out of descriptors, the pending connection stays in the backlog and the
+ * listening socket stays readable: retrying at once would spin a CPU. Pause
+ * accepting briefly instead; connections wait in the backlog meanwhile. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
+    server_t *srv = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        /* once per 10 s at most: the condition can last */
+        static time_t last_logged;
+        static unsigned paused;
+        paused++;
+        if (time(NULL) - last_logged >= 10) {
+            log_warn("accept failed: %s; pausing accepts for %d ms (%u pauses since the last "
+                     "message); raise the descriptor limit (ulimit -n)",
+                     strerror(err), ACCEPT_PAUSE_MS, paused);
+            last_logged = time(NULL);
+            paused = 0;
+        }
+        struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
+        evconnlistener_disable(l);
+        event_base_once(srv->base, -1, EV_TIMEOUT, on_accept_resume, srv, &pause);
+        return;
+    }
     log_warn("accept failed: %s", evutil_socket_error_to_string(err));
 }
 

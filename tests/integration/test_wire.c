@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1827,6 +1828,65 @@ START_TEST(directory_locked_by_running_member)
 }
 END_TEST
 
+/* CPU ticks (utime + stime) the process has used, from /proc/PID/stat. */
+static long process_cpu_ticks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    char *text = tu_read_file(path, NULL);
+    ck_assert_ptr_nonnull(text);
+    const char *p = strrchr(text, ')'); /* the command name may hold spaces */
+    ck_assert_ptr_nonnull(p);
+    unsigned long utime = 0, stime = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    int n = sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+    free(text);
+    ck_assert_int_eq(n, 2);
+    return (long)(utime + stime);
+}
+
+/* Out of file descriptors, accept() fails while the connection stays in the
+ * backlog; a listener that retried at once would spin a CPU. The server must
+ * pause accepting, stay idle, and serve again once descriptors free up. */
+START_TEST(descriptor_exhaustion_does_not_spin)
+{
+    struct rlimit saved, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low = saved;
+    low.rlim_cur = 48; /* the child inherits this; ours is restored at once */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    tu_server a = {0};
+    int started = tu_server_start(&a, "fdlimit", NULL);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    ck_assert_int_eq(started, 0);
+
+    enum { CONNS = 80 };
+    int fds[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = tw_connect(a.port); /* completes in the kernel's backlog */
+        ck_assert_int_ge(fds[i], 0);
+    }
+    usleep(300 * 1000);
+    long before = process_cpu_ticks(a.pid);
+    usleep(1000 * 1000);
+    long used = process_cpu_ticks(a.pid) - before;
+    /* a spinning listener burns the whole second (about 100 ticks) */
+    ck_assert_msg(used < 50, "server used %ld ticks in 1 s while out of descriptors", used);
+
+    for (int i = 0; i < CONNS; i++)
+        close(fds[i]);
+    tw_assert_serves(a.port);
+    char logpath[4200];
+    snprintf(logpath, sizeof(logpath), "%s/fdlimit.log", a.dir);
+    char *log = tu_read_file(logpath, NULL);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "pausing accepts") != NULL, "log: %s", log);
+    free(log);
+    ck_assert_int_eq(tu_server_stop(&a, 15000 * tu_timeout_scale()), 0);
+    tu_server_cleanup(&a, false);
+}
+END_TEST
+
 START_TEST(usage_errors_exit_2)
 {
     const char *bad[][3] = {
@@ -1941,6 +2001,7 @@ static Suite *wire_suite(void)
     tc = tu_tcase(s, "lifecycle", 120);
     tcase_add_test(tc, sigterm_stops_gracefully);
     tcase_add_test(tc, directory_locked_by_running_member);
+    tcase_add_test(tc, descriptor_exhaustion_does_not_spin);
     tcase_add_test(tc, usage_errors_exit_2);
     tcase_add_test(tc, member_id_survives_restart);
     return s;
