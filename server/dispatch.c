@@ -21,7 +21,9 @@ void dispatch_frame_error(conn_t *c, int status, const char *msg)
     msg_request req = {.id = 0};
     req_ctx x;
     ctx_init(&x, c, &req, NULL);
-    log_warn("connection from %s: %s; closing", c->peer, msg);
+    /* a misbehaving client can open connections in a loop: bound the log */
+    static log_limit lim = LOG_LIMIT(10);
+    log_limited(&lim, LOG_WARN, "connection from %s: %s; closing", c->peer, msg);
     reply_error(&x, status, "%s", msg);
     c->close_after_flush = true;
 }

@@ -74,17 +74,10 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     server_t *srv = arg;
     int err = EVUTIL_SOCKET_ERROR();
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        /* once per 10 s at most: the condition can last */
-        static time_t last_logged;
-        static unsigned paused;
-        paused++;
-        if (time(NULL) - last_logged >= 10) {
-            log_warn("accept failed: %s; pausing accepts for %d ms (%u pauses since the last "
-                     "message); raise the descriptor limit (ulimit -n)",
-                     strerror(err), ACCEPT_PAUSE_MS, paused);
-            last_logged = time(NULL);
-            paused = 0;
-        }
+        static log_limit lim = LOG_LIMIT(10); /* the condition can last */
+        log_limited(&lim, LOG_WARN,
+                    "accept failed: %s; pausing accepts for %d ms; raise the descriptor limit "
+                    "(ulimit -n)", strerror(err), ACCEPT_PAUSE_MS);
         struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
         evconnlistener_disable(l);
         event_base_once(srv->base, -1, EV_TIMEOUT, on_accept_resume, srv, &pause);
