@@ -20,7 +20,7 @@ typedef struct conn {
     bool close_after_flush; /* a fatal error was answered: close once sent */
     bool out_failed;        /* an allocation for the reply failed */
     bool reading_paused;    /* output above the high-water mark */
-    char peer[48];
+    char peer[128]; /* "ip:port", then " (client name)" after HELLO */
     struct conn *prev, *next;
 } conn_t;
 

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/mpw.h"
 #include "common/proto.h"
 #include "server/handlers.h"
@@ -18,6 +19,23 @@ static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 {
     mpw_cstr(pk, k);
     mpw_cstr(pk, v);
+}
+
+/* Appends the client's name from HELLO to the connection's description, so
+ * every later log line about the connection says who it is. */
+static void note_client_name(req_ctx *x)
+{
+    mp_cursor c;
+    const uint8_t *name;
+    uint32_t n;
+    arg_cursor(x, 2, &c);
+    if (mp_read_str(&c, &name, &n) || n == 0)
+        return;
+    conn_t *conn = x->conn;
+    size_t used = strlen(conn->peer);
+    int max = (int)(n > 64 ? 64 : n);
+    snprintf(conn->peer + used, sizeof(conn->peer) - used, " (%.*s)", max, (const char *)name);
+    log_debug("connection from %s: handshake done", conn->peer);
 }
 
 void handle_hello(req_ctx *x)
@@ -37,6 +55,7 @@ void handle_hello(req_ctx *x)
         return;
     }
     x->conn->handshaken = true;
+    note_client_name(x);
     const server_config *cfg = &x->srv->cfg;
     msgpack_packer *pk = &x->pk;
     reply_head(x, ST_OK, 1);
