@@ -271,6 +271,48 @@ static int ok_get_all(agate_client *c, client_call *call, const msg_response *r,
     return 0;
 }
 
+/* Fetches keys[0..n) in pipelined batches; all or nothing. */
+static int get_all_batches(agate_client *c, const char *region, const agate_key *keys, size_t n,
+                           agate_buf *values)
+{
+    int rc = client_ensure_conn(c);
+    batch_spec s = {.op = OP_GET_ALL, .region = region, .container = 0xdd, .n = n,
+                    .item_size = key_size, .pack_item = key_pack, .items = keys};
+    if (!rc)
+        rc = check_fits(c, &s);
+    if (rc)
+        return rc;
+    get_all_ctx ctx = {&s, values};
+    client_call call;
+    client_call_init(&call, ok_get_all, &ctx);
+    rc = run_batches(c, &call, &s);
+    free(s.ranges);
+    if (rc) /* all or nothing for the caller: no half-filled array */
+        for (size_t i = 0; i < n; i++)
+            agate_buf_free(&values[i]);
+    return rc;
+}
+
+/* Batches are sized by their keys, but the server also bounds each reply
+ * (its frame limit) and answers TOO_LARGE when the values would exceed it.
+ * Reads are safe to repeat, so such a range is fetched again in halves; a
+ * single key always fits. */
+static int get_all_halving(agate_client *c, const char *region, const agate_key *keys, size_t n,
+                           agate_buf *values)
+{
+    int rc = get_all_batches(c, region, keys, n, values);
+    if (rc != AGATE_ETOO_LARGE || n == 1)
+        return rc;
+    size_t half = n / 2;
+    rc = get_all_halving(c, region, keys, half, values);
+    if (!rc)
+        rc = get_all_halving(c, region, keys + half, n - half, values + half);
+    if (rc)
+        for (size_t i = 0; i < half; i++)
+            agate_buf_free(&values[i]);
+    return rc;
+}
+
 int agate_get_all(agate_client *c, const char *region, const agate_key *keys, size_t n,
                   agate_buf *values)
 {
@@ -288,22 +330,5 @@ int agate_get_all(agate_client *c, const char *region, const agate_key *keys, si
         if (rc)
             return item_error(c, rc, "key", i);
     }
-    if (n == 0)
-        return 0;
-    rc = client_ensure_conn(c);
-    batch_spec s = {.op = OP_GET_ALL, .region = region, .container = 0xdd, .n = n,
-                    .item_size = key_size, .pack_item = key_pack, .items = keys};
-    if (!rc)
-        rc = check_fits(c, &s);
-    if (rc)
-        return rc;
-    get_all_ctx ctx = {&s, values};
-    client_call call;
-    client_call_init(&call, ok_get_all, &ctx);
-    rc = run_batches(c, &call, &s);
-    free(s.ranges);
-    if (rc) /* all or nothing for the caller: no half-filled array */
-        for (size_t i = 0; i < n; i++)
-            agate_buf_free(&values[i]);
-    return rc;
+    return n == 0 ? 0 : get_all_halving(c, region, keys, n, values);
 }

@@ -26,13 +26,17 @@ size_t frame_begin(buf_t *b)
     return off;
 }
 
-void frame_end(buf_t *b, size_t off)
+int frame_end(buf_t *b, size_t off)
 {
     size_t start = b->rpos + off;
-    uint32_t len = (uint32_t)(b->len - start - FRAME_HEADER);
+    size_t body = b->len - start - FRAME_HEADER;
+    if (body > UINT32_MAX)
+        return -1;
+    uint32_t len = (uint32_t)body;
     uint8_t *h = b->data + start;
     h[0] = (uint8_t)(len >> 24);
     h[1] = (uint8_t)(len >> 16);
     h[2] = (uint8_t)(len >> 8);
     h[3] = (uint8_t)len;
+    return 0;
 }

@@ -30,7 +30,8 @@ long frame_next(const uint8_t *p, size_t n, uint32_t max_body, const uint8_t **b
  * the buffer's read position, so it survives the compaction that appending
  * may do while the frame is built (consuming from b meanwhile is not allowed). */
 size_t frame_begin(buf_t *b);
-/* Writes the body length into the header reserved at off. */
-void frame_end(buf_t *b, size_t off);
+/* Writes the body length into the header reserved at off. Returns 0, or -1
+ * (header left unwritten) when the body exceeds what 4 bytes can express. */
+int frame_end(buf_t *b, size_t off);
 
 #endif

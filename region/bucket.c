@@ -6,15 +6,26 @@
 
 #define BUCKET_MIN_SLOTS 8
 
-/* Slot index of a hash. The bucket number is hash mod total buckets, so the
- * low bits are still well mixed; the high bits are folded in anyway. */
-static inline uint32_t slot_of(uint64_t hash, uint32_t nslots)
+/* Slot index of a key hash. The hash is public (the protocol fixes it), so
+ * it is mixed with the bucket's secret seed through a bijective finalizer
+ * (MurmurHash3's fmix64 constants) first: without the seed nobody can pick
+ * keys that share slots short of finding full 64-bit hash collisions. The
+ * index is the low bits, so doubling the table sends slot s to s or
+ * s + old size, which region scans rely on. */
+static inline uint32_t slot_of(const bucket_t *b, uint64_t hash, uint32_t nslots)
 {
-    return (uint32_t)((hash ^ (hash >> 32)) & (nslots - 1));
+    uint64_t x = hash ^ b->slot_seed;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return (uint32_t)(x & (nslots - 1));
 }
 
-void bucket_init(bucket_t *b)
+void bucket_init(bucket_t *b, uint64_t slot_seed)
 {
+    b->slot_seed = slot_seed;
     pthread_mutex_init(&b->lock, NULL);
     b->slots = NULL;
     b->nslots = 0;
@@ -70,7 +81,7 @@ static int grow(bucket_t *b)
         entry_t *e = b->slots[i];
         while (e) {
             entry_t *next = e->next;
-            uint32_t s = slot_of(e->hash, n);
+            uint32_t s = slot_of(b, e->hash, n);
             e->next = slots[s];
             slots[s] = e;
             e = next;
@@ -86,7 +97,7 @@ static entry_t **find_link(const bucket_t *b, uint64_t hash, const uint8_t *key,
 {
     if (b->nslots == 0)
         return NULL;
-    entry_t **link = &b->slots[slot_of(hash, b->nslots)];
+    entry_t **link = &b->slots[slot_of(b, hash, b->nslots)];
     for (; *link; link = &(*link)->next) {
         entry_t *e = *link;
         if (e->hash == hash && e->klen == klen && memcmp(entry_key(e), key, klen) == 0)
@@ -156,7 +167,7 @@ int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t k
         free(e);
         return -ENOMEM;
     }
-    uint32_t s = slot_of(hash, b->nslots);
+    uint32_t s = slot_of(b, hash, b->nslots);
     e->next = b->slots[s];
     b->slots[s] = e;
     atomic_fetch_add_explicit(&b->count, 1, memory_order_relaxed);

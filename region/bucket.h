@@ -33,9 +33,12 @@ typedef struct bucket {
     _Atomic uint64_t count;
     _Atomic uint64_t bytes;
     uint64_t counter; /* last version counter handed out in this bucket */
+    uint64_t slot_seed; /* secret mixed into slot indexes (see slot_of) */
 } bucket_t;
 
-void bucket_init(bucket_t *b);
+/* slot_seed should be random: it keeps clients from choosing keys that all
+ * land in one slot (the key hash itself is public, docs/protocol.md). */
+void bucket_init(bucket_t *b, uint64_t slot_seed);
 /* Frees every entry and the table; the bucket can be reused after init. */
 void bucket_destroy(bucket_t *b);
 

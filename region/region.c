@@ -1,6 +1,8 @@
 #include "region/region.h"
 
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
 #include <string.h>
 
 #include "common/hash.h"
@@ -25,8 +27,11 @@ region_t *region_new(const region_config *cfg, uint32_t member_id)
         free(r);
         return NULL;
     }
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = (uint64_t)(uintptr_t)r ^ (uint64_t)time(NULL); /* no entropy: still varies per run */
     for (size_t i = 0; i < n; i++)
-        bucket_init(&r->buckets[i]);
+        bucket_init(&r->buckets[i], seed);
     return r;
 }
 
@@ -127,14 +132,27 @@ static inline uint64_t cursor_make(uint32_t bucket, uint32_t slot)
     return (uint64_t)bucket << 32 | slot;
 }
 
-/* Visits one slot's chain; returns fn's first nonzero result. */
-static int visit_chain(const entry_t *e, region_visit_fn fn, void *arg, uint32_t *visited)
+/* The cursor of the slot after (bi, si), or 0 when that was the last one.
+ * The caller holds b's lock (b is bucket bi). */
+static uint64_t cursor_after(const region_t *r, const bucket_t *b, uint32_t bi, uint32_t si)
+{
+    if (si + 1 < b->nslots)
+        return cursor_make(bi, si + 1);
+    return bi + 1 < r->cfg.total_num_buckets ? cursor_make(bi + 1, 0) : 0;
+}
+
+/* Visits one slot's chain; returns fn's first nonzero result other than
+ * REGION_SCAN_PAGE_FULL, and sets *full if fn asked to end the page. */
+static int visit_chain(const entry_t *e, region_visit_fn fn, void *arg, uint32_t *visited,
+                       bool *full)
 {
     for (; e; e = e->next) {
         entry_view v;
         entry_to_view(e, &v);
         int rc = fn(arg, &v);
-        if (rc)
+        if (rc == REGION_SCAN_PAGE_FULL)
+            *full = true;
+        else if (rc)
             return rc;
         (*visited)++;
     }
@@ -167,11 +185,17 @@ int region_scan(region_t *r, uint64_t cursor, uint32_t limit, region_visit_fn fn
                 *next = cursor_make(bi, si);
                 return 0;
             }
-            int rc = visit_chain(chain, fn, arg, &visited);
+            bool full = false;
+            int rc = visit_chain(chain, fn, arg, &visited, &full);
             if (rc) {
                 pthread_mutex_unlock(&b->lock);
                 *next = cursor_make(bi, si);
                 return rc;
+            }
+            if (full) {
+                pthread_mutex_unlock(&b->lock);
+                *next = cursor_after(r, b, bi, si);
+                return 0;
             }
         }
         pthread_mutex_unlock(&b->lock);

@@ -65,8 +65,12 @@ typedef struct entry_view {
     entry_version version;
 } entry_view;
 
-/* Returns 0 to continue; nonzero stops a scan and is returned by it. */
+/* Returns 0 to continue; REGION_SCAN_PAGE_FULL to end the page after the
+ * current hash slot (whose other entries are still visited, so resuming
+ * from *next repeats nothing); any other nonzero value stops a scan at once
+ * and is returned by it. */
 typedef int (*region_visit_fn)(void *arg, const entry_view *e);
+#define REGION_SCAN_PAGE_FULL 0x7fff0001
 
 typedef struct region region_t;
 

@@ -5,7 +5,6 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +44,12 @@ static void describe_peer(conn_t *c)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
-    char ip[INET_ADDRSTRLEN] = "?";
-    if (getpeername(c->fd, (struct sockaddr *)&sa, &len) == 0 && sa.sin_family == AF_INET)
-        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip));
+    char ip[INET_ADDRSTRLEN];
+    if (getpeername(c->fd, (struct sockaddr *)&sa, &len) != 0 || sa.sin_family != AF_INET ||
+        !inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip))) {
+        snprintf(c->peer, sizeof(c->peer), "fd %d", c->fd);
+        return;
+    }
     snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(sa.sin_port));
 }
 
@@ -100,6 +102,8 @@ void conn_free(conn_t *c)
     atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
     log_debug("connection from %s closed", c->peer);
     free(c);
+    if (w->draining && !w->conns)
+        event_base_loopbreak(w->base);
 }
 
 /* Writes as much output as the socket takes. Returns 0, or -1 if the
@@ -178,17 +182,20 @@ static int pump(conn_t *c)
             return -1;
         }
     } while (backlog && buf_readable(&c->out) < OUT_LOW_WATER);
-    if (buf_readable(&c->out) == 0 && c->close_after_flush) {
+    bool done = c->close_after_flush || (c->w->draining && !backlog);
+    if (buf_readable(&c->out) == 0 && done) {
         conn_free(c);
         return -1;
     }
-    set_reading(c, !backlog && !c->close_after_flush);
+    set_reading(c, !backlog && !c->close_after_flush && !c->w->draining);
     if (buf_readable(&c->out) > 0)
         event_add(c->wev, NULL);
     else
         event_del(c->wev);
     return 0;
 }
+
+void conn_drain(conn_t *c) { pump(c); }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -220,8 +227,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
-    if (c->reading_paused && !c->close_after_flush && buf_readable(&c->out) < OUT_LOW_WATER) {
-        /* requests already buffered were waiting for room */
+    bool backlog_waits = c->reading_paused && !c->close_after_flush;
+    if ((backlog_waits || c->w->draining) && buf_readable(&c->out) < OUT_LOW_WATER) {
+        /* requests already buffered were waiting for room, or we are
+         * draining and must close once everything is answered */
         qsbr_online(w->srv->qsbr, w->id);
         pump(c);
         qsbr_offline(w->srv->qsbr, w->id);
@@ -233,17 +242,5 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
             return;
         }
         event_del(c->wev);
-    }
-}
-
-void conn_flush_for_shutdown(conn_t *c, int timeout_ms)
-{
-    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-    while (buf_readable(&c->out) > 0 && timeout_ms > 0) {
-        if (write_out(c))
-            return;
-        if (buf_readable(&c->out) == 0 || poll(&p, 1, 50) < 0)
-            return;
-        timeout_ms -= 50;
     }
 }

@@ -28,8 +28,9 @@ typedef struct conn {
 conn_t *conn_new(worker_t *w, int fd);
 /* Closes the socket and frees the connection. */
 void conn_free(conn_t *c);
-/* Best-effort blocking flush for shutdown (bounded by timeout_ms). */
-void conn_flush_for_shutdown(conn_t *c, int timeout_ms);
+/* The worker is stopping: answer the requests already read, read no more,
+ * and close once the replies are sent. May free c. */
+void conn_drain(conn_t *c);
 /* msgpack_packer write callback appending to c->out (data = conn_t *). */
 int conn_pack_write(void *data, const char *p, size_t n);
 

@@ -191,6 +191,14 @@ void handle_get_all(req_ctx *x)
         read_key(x, &c, "key", &k);
         if (!region_get(r, k.hash, k.p, k.n, write_boxed_value, x))
             msgpack_pack_nil(&x->pk);
+        /* the first value always fits: it is within max_value <= max_frame */
+        if (i > 0 && reply_size(x) > reply_budget(x)) {
+            reply_discard(x);
+            reply_error(x, ST_TOO_LARGE,
+                        "GET_ALL: the values of these %u keys exceed the reply limit of %zu "
+                        "bytes; ask for fewer keys per request", n, reply_budget(x));
+            return;
+        }
     }
     reply_done(x);
 }
@@ -199,6 +207,8 @@ void handle_get_all(req_ctx *x)
  * header holds the count and next cursor, known only after the scan. */
 typedef struct scan_acc {
     msgpack_packer pk;
+    buf_t *buf;
+    size_t budget;
     uint32_t count;
     bool with_values;
 } scan_acc;
@@ -211,7 +221,8 @@ static int collect(void *arg, const entry_view *e)
     if (a->with_values && mpw_raw(&a->pk, e->value, e->vlen))
         return -ENOMEM;
     a->count++;
-    return 0;
+    /* page full: end it after this slot; next_cursor continues from there */
+    return a->buf->len >= a->budget ? REGION_SCAN_PAGE_FULL : 0;
 }
 
 static void scan(req_ctx *x, bool with_values)
@@ -226,9 +237,9 @@ static void scan(req_ctx *x, bool with_values)
     }
     buf_t *tmp = &x->w->scratch;
     buf_reset(tmp);
-    scan_acc a = {.count = 0, .with_values = with_values};
+    scan_acc a = {.buf = tmp, .budget = reply_budget(x) - 64, .with_values = with_values};
     mpw_init(&a.pk, tmp);
-    if (region_scan(r, cursor, (uint32_t)limit, collect, &a, &next)) {
+    if (region_scan(r, cursor, (uint32_t)limit, collect, &a, &next) < 0) {
         reply_no_memory(x);
         return;
     }

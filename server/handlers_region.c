@@ -124,8 +124,13 @@ void handle_region_destroy(req_ctx *x)
     if (arg_str(x, 0, &p, &n))
         return;
     size_t len = n;
-    if (region_name_check(&p, &len) || registry_destroy(x->srv->registry, p, len)) {
-        reply_error(x, ST_UNKNOWN_REGION, "region '%.*s' not found", (int)(n > 128 ? 128 : n), p);
+    if (region_name_check(&p, &len)) {
+        reply_error(x, ST_BAD_ARGUMENT, "REGION_DESTROY: invalid region name '%.*s'",
+                    (int)(n > 64 ? 64 : n), p);
+        return;
+    }
+    if (registry_destroy(x->srv->registry, p, len)) {
+        reply_error(x, ST_UNKNOWN_REGION, "region '%.*s' not found", (int)len, p);
         return;
     }
     log_info("destroyed region %.*s", (int)len, p);

@@ -32,9 +32,14 @@ static void note_client_name(req_ctx *x)
     if (mp_read_str(&c, &name, &n) || n == 0)
         return;
     conn_t *conn = x->conn;
+    char clean[65];
+    uint32_t k = 0;
+    /* printable ASCII only: the name ends up in log lines */
+    for (uint32_t i = 0; i < n && k < sizeof(clean) - 1; i++)
+        clean[k++] = name[i] >= 0x20 && name[i] < 0x7f ? (char)name[i] : '?';
+    clean[k] = 0;
     size_t used = strlen(conn->peer);
-    int max = (int)(n > 64 ? 64 : n);
-    snprintf(conn->peer + used, sizeof(conn->peer) - used, " (%.*s)", max, (const char *)name);
+    snprintf(conn->peer + used, sizeof(conn->peer) - used, " (%s)", clean);
     log_debug("connection from %s: handshake done", conn->peer);
 }
 
@@ -51,6 +56,19 @@ void handle_hello(req_ctx *x)
     if (!magic_ok || mp_read_uint(&c, &version) || version != AGATE_PROTO_VERSION) {
         reply_error(x, ST_BAD_VERSION, "expected magic '%s' and protocol version %d",
                     AGATE_PROTO_MAGIC, AGATE_PROTO_VERSION);
+        x->conn->close_after_flush = true;
+        return;
+    }
+    mp_type t;
+    arg_cursor(x, 2, &c);
+    if (mp_peek_type(&c, &t) || t != MP_STR) {
+        reply_error(x, ST_BAD_REQUEST, "HELLO: client_name must be a string");
+        x->conn->close_after_flush = true;
+        return;
+    }
+    arg_cursor(x, 3, &c);
+    if (mp_peek_type(&c, &t) || (t != MP_NIL && t != MP_MAP)) {
+        reply_error(x, ST_BAD_REQUEST, "HELLO: credentials must be nil (or a map, reserved)");
         x->conn->close_after_flush = true;
         return;
     }

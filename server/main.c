@@ -163,8 +163,11 @@ static void stop_all(server_t *srv)
 {
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    /* all workers drain at once, each under its own deadline, not one after another */
     for (int i = 0; i < srv->nworkers; i++)
-        worker_stop(&srv->workers[i]);
+        worker_signal_stop(&srv->workers[i]);
+    for (int i = 0; i < srv->nworkers; i++)
+        worker_join(&srv->workers[i]);
     registry_free(srv->registry);
     qsbr_free(srv->qsbr);
     free(srv->workers);

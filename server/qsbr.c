@@ -60,7 +60,11 @@ void qsbr_free(qsbr_t *q)
 
 /* seq_cst: the online mark must be visible before this thread loads any
  * shared pointer, else a writer could miss it and free under our feet. */
-void qsbr_online(qsbr_t *q, int i) { atomic_fetch_add(&q->slots[i].ctr, 1); }
+void qsbr_online(qsbr_t *q, int i)
+{
+    atomic_fetch_add(&q->slots[i].ctr, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+}
 
 void qsbr_offline(qsbr_t *q, int i)
 {

@@ -25,9 +25,23 @@ void reply_head(req_ctx *x, int status, uint32_t nresults)
 
 void reply_done(req_ctx *x)
 {
-    if (!x->conn->out_failed)
-        frame_end(&x->conn->out, x->frame_off);
+    if (!x->conn->out_failed && frame_end(&x->conn->out, x->frame_off))
+        x->conn->out_failed = true;
 }
+
+size_t reply_size(const req_ctx *x)
+{
+    const buf_t *out = &x->conn->out;
+    return out->len - (out->rpos + x->frame_off);
+}
+
+void reply_discard(req_ctx *x)
+{
+    buf_t *out = &x->conn->out;
+    out->len = out->rpos + x->frame_off;
+}
+
+size_t reply_budget(const req_ctx *x) { return x->srv->cfg.max_frame; }
 
 void reply_status(req_ctx *x, int status)
 {

@@ -38,6 +38,14 @@ typedef struct key_arg {
 void reply_head(req_ctx *x, int status, uint32_t nresults);
 /* Closes the frame started by reply_head. */
 void reply_done(req_ctx *x);
+/* Bytes of the reply being built so far (header included). */
+size_t reply_size(const req_ctx *x);
+/* Drops the reply being built, e.g. to answer an error instead. */
+void reply_discard(req_ctx *x);
+/* Largest reply a request may build out of many items (GET_ALL, scans): the
+ * frame limit, so one small request cannot make the server buffer without
+ * bound. */
+size_t reply_budget(const req_ctx *x);
 /* A reply with no results. */
 void reply_status(req_ctx *x, int status);
 /* An error reply with a printf-style message. */

@@ -9,6 +9,30 @@
 #include "common/log.h"
 #include "server/conn.h"
 
+/* How long a stopping worker may spend answering what it has already read. */
+#define WORKER_DRAIN_MS 5000
+
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    event_base_loopbreak(w->base);
+}
+
+/* Enters drain mode: see worker_signal_stop. */
+static void start_draining(worker_t *w)
+{
+    struct timeval deadline = {WORKER_DRAIN_MS / 1000, (WORKER_DRAIN_MS % 1000) * 1000};
+    w->draining = true;
+    event_del(w->notify_ev);
+    event_base_once(w->base, -1, EV_TIMEOUT, on_drain_deadline, w, &deadline);
+    for (conn_t *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        conn_drain(c);
+    }
+    if (!w->conns)
+        event_base_loopbreak(w->base);
+}
+
 /* Accepted fds arrive as ints written to the notify pipe; -1 means stop.
  * Writes of sizeof(int) <= PIPE_BUF are atomic, so no queue or lock. */
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -20,12 +44,15 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         return;
     qsbr_online(w->srv->qsbr, w->id);
     for (ssize_t i = 0; i < n / (ssize_t)sizeof(int); i++) {
-        if (fds[i] < 0) {
-            event_base_loopbreak(w->base);
-            continue;
-        }
-        conn_new(w, fds[i]);
+        if (fds[i] < 0)
+            w->draining = true;
+        else if (w->draining)
+            close(fds[i]); /* accepted just before the stop */
+        else
+            conn_new(w, fds[i]);
     }
+    if (w->draining)
+        start_draining(w);
     qsbr_offline(w->srv->qsbr, w->id);
 }
 
@@ -33,11 +60,9 @@ static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     event_base_dispatch(w->base);
-    /* shutting down: answer what was already read, then close */
-    while (w->conns) {
-        conn_flush_for_shutdown(w->conns, 1000);
+    /* the drain deadline passed (or nothing was left): close the rest */
+    while (w->conns)
         conn_free(w->conns);
-    }
     return NULL;
 }
 
@@ -78,13 +103,17 @@ int worker_handoff(worker_t *w, int fd)
     return n == sizeof(fd) ? 0 : -errno;
 }
 
-void worker_stop(worker_t *w)
+void worker_signal_stop(worker_t *w)
 {
     int stop = -1;
+    if (w->base && write(w->notify_wr, &stop, sizeof(stop)) != sizeof(stop))
+        log_error("worker %d: cannot signal stop: %s", w->id, strerror(errno));
+}
+
+void worker_join(worker_t *w)
+{
     if (!w->base)
         return;
-    if (write(w->notify_wr, &stop, sizeof(stop)) != sizeof(stop))
-        log_error("worker %d: cannot signal stop: %s", w->id, strerror(errno));
     pthread_join(w->thread, NULL);
     event_free(w->notify_ev);
     event_base_free(w->base);

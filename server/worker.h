@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -24,6 +25,7 @@ typedef struct worker {
     struct event *notify_ev;
     struct conn *conns;       /* all open connections, for shutdown */
     buf_t scratch;            /* per-worker temporary space for handlers */
+    bool draining;            /* stopping: answer what was read, read nothing new */
     /* statistics: written only by this worker, read by any */
     _Alignas(64) _Atomic uint64_t nconns;
     _Atomic uint64_t ops[WORKER_OPS_TRACKED];
@@ -34,8 +36,12 @@ int worker_start(worker_t *w, server_t *srv, int id);
 /* Gives an accepted, non-blocking socket to w. Called from the listener
  * thread. 0 or -errno (then the caller closes fd). */
 int worker_handoff(worker_t *w, int fd);
-/* Asks w to flush and close its connections and exit; joins the thread. */
-void worker_stop(worker_t *w);
+/* Asks w to stop: it reads nothing new, answers every request it has read,
+ * closes each connection once its replies are sent, and exits when all are
+ * closed or drain_ms have passed (then the rest are closed as they are). */
+void worker_signal_stop(worker_t *w);
+/* Waits for a signalled worker to exit and frees it. */
+void worker_join(worker_t *w);
 /* Counts one processed request of opcode op. */
 static inline void worker_count_op(worker_t *w, uint32_t op)
 {

@@ -201,7 +201,10 @@ typedef struct agate_key {
  * an entry too large for any frame fails with AGATE_ETOO_LARGE. */
 int agate_put_all(agate_client *c, const char *region, const agate_kv *kvs, size_t n);
 /* Gets n keys. values must point to n agate_buf; values[i].data is NULL when
- * keys[i] is absent, else the value (caller frees each with agate_buf_free). */
+ * keys[i] is absent, else the value (caller frees each with agate_buf_free).
+ * Keys are sent in pipelined batches; a batch whose values would exceed the
+ * server's reply limit (its frame limit) is fetched again in halves. On an
+ * error nothing is left allocated. */
 int agate_get_all(agate_client *c, const char *region, const agate_key *keys, size_t n,
                   agate_buf *values);
 
