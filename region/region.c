@@ -1,5 +1,6 @@
 #include "region/region.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
@@ -132,47 +133,38 @@ static inline uint64_t cursor_make(uint32_t bucket, uint32_t slot)
     return (uint64_t)bucket << 32 | slot;
 }
 
-/* The cursor of the slot after (bi, si), or 0 when that was the last one.
- * The caller holds b's lock (b is bucket bi). */
-static uint64_t cursor_after(const region_t *r, const bucket_t *b, uint32_t bi, uint32_t si)
-{
-    if (si + 1 < b->nslots)
-        return cursor_make(bi, si + 1);
-    return bi + 1 < r->cfg.total_num_buckets ? cursor_make(bi + 1, 0) : 0;
-}
-
-/* Visits one slot's chain; returns fn's first nonzero result other than
- * REGION_SCAN_PAGE_FULL, and sets *full if fn asked to end the page. */
-static int visit_chain(const entry_t *e, region_visit_fn fn, void *arg, uint32_t *visited,
-                       bool *full)
+/* Visits one slot's chain; returns fn's first nonzero result. */
+static int visit_chain(const entry_t *e, region_visit_fn fn, void *arg, uint32_t *visited)
 {
     for (; e; e = e->next) {
         entry_view v;
         entry_to_view(e, &v);
         int rc = fn(arg, &v);
-        if (rc == REGION_SCAN_PAGE_FULL)
-            *full = true;
-        else if (rc)
+        if (rc)
             return rc;
         (*visited)++;
     }
     return 0;
 }
 
-static uint32_t chain_length(const entry_t *e)
+/* Entries in a chain and their size as the bound counts it. */
+static void chain_cost(const entry_t *e, const region_page_bound *bound, uint32_t *n, size_t *bytes)
 {
-    uint32_t n = 0;
-    for (; e; e = e->next)
-        n++;
-    return n;
+    *n = 0;
+    *bytes = 0;
+    for (; e; e = e->next) {
+        (*n)++;
+        *bytes += e->klen + bound->per_entry + (bound->with_values ? e->vlen : 0);
+    }
 }
 
-int region_scan(region_t *r, uint64_t cursor, uint32_t limit, region_visit_fn fn, void *arg,
-                uint64_t *next)
+int region_scan_bounded(region_t *r, uint64_t cursor, const region_page_bound *bound,
+                        region_visit_fn fn, void *arg, uint64_t *next)
 {
     uint32_t bi = (uint32_t)(cursor >> 32);
     uint32_t si = (uint32_t)cursor;
     uint32_t visited = 0;
+    size_t used = 0;
     for (; bi < r->cfg.total_num_buckets; bi++, si = 0) {
         bucket_t *b = &r->buckets[bi];
         pthread_mutex_lock(&b->lock);
@@ -180,26 +172,31 @@ int region_scan(region_t *r, uint64_t cursor, uint32_t limit, region_visit_fn fn
             const entry_t *chain = b->slots[si];
             if (!chain)
                 continue;
-            if (visited > 0 && visited + chain_length(chain) > limit) {
+            uint32_t n;
+            size_t bytes;
+            chain_cost(chain, bound, &n, &bytes);
+            if (visited > 0 && (visited + n > bound->limit || used + bytes > bound->max_bytes)) {
                 pthread_mutex_unlock(&b->lock);
                 *next = cursor_make(bi, si);
                 return 0;
             }
-            bool full = false;
-            int rc = visit_chain(chain, fn, arg, &visited, &full);
+            int rc = visit_chain(chain, fn, arg, &visited);
             if (rc) {
                 pthread_mutex_unlock(&b->lock);
                 *next = cursor_make(bi, si);
                 return rc;
             }
-            if (full) {
-                pthread_mutex_unlock(&b->lock);
-                *next = cursor_after(r, b, bi, si);
-                return 0;
-            }
+            used += bytes;
         }
         pthread_mutex_unlock(&b->lock);
     }
     *next = 0;
     return 0;
+}
+
+int region_scan(region_t *r, uint64_t cursor, uint32_t limit, region_visit_fn fn, void *arg,
+                uint64_t *next)
+{
+    region_page_bound bound = {.limit = limit, .max_bytes = SIZE_MAX, .per_entry = 0};
+    return region_scan_bounded(r, cursor, &bound, fn, arg, next);
 }

@@ -65,12 +65,8 @@ typedef struct entry_view {
     entry_version version;
 } entry_view;
 
-/* Returns 0 to continue; REGION_SCAN_PAGE_FULL to end the page after the
- * current hash slot (whose other entries are still visited, so resuming
- * from *next repeats nothing); any other nonzero value stops a scan at once
- * and is returned by it. */
+/* Returns 0 to continue; nonzero stops a scan and is returned by it. */
 typedef int (*region_visit_fn)(void *arg, const entry_view *e);
-#define REGION_SCAN_PAGE_FULL 0x7fff0001
 
 typedef struct region region_t;
 
@@ -107,5 +103,19 @@ uint64_t region_bytes(const region_t *r);
  * result (then *next resumes at the slot fn stopped in). */
 int region_scan(region_t *r, uint64_t cursor, uint32_t limit, region_visit_fn fn, void *arg,
                 uint64_t *next);
+
+/* The size of a scan page: at most limit entries (as region_scan) and, past
+ * the first slot, at most max_bytes, counting each entry as its key bytes
+ * plus per_entry, plus its value bytes when with_values. A page stops
+ * before a slot that would go over either bound, so it never splits one. */
+typedef struct region_page_bound {
+    uint32_t limit;
+    size_t max_bytes;
+    uint32_t per_entry;
+    bool with_values;
+} region_page_bound;
+
+int region_scan_bounded(region_t *r, uint64_t cursor, const region_page_bound *bound,
+                        region_visit_fn fn, void *arg, uint64_t *next);
 
 #endif

@@ -207,8 +207,6 @@ void handle_get_all(req_ctx *x)
  * header holds the count and next cursor, known only after the scan. */
 typedef struct scan_acc {
     msgpack_packer pk;
-    buf_t *buf;
-    size_t budget;
     uint32_t count;
     bool with_values;
 } scan_acc;
@@ -221,9 +219,13 @@ static int collect(void *arg, const entry_view *e)
     if (a->with_values && mpw_raw(&a->pk, e->value, e->vlen))
         return -ENOMEM;
     a->count++;
-    /* page full: end it after this slot; next_cursor continues from there */
-    return a->buf->len >= a->budget ? REGION_SCAN_PAGE_FULL : 0;
+    return 0;
 }
+
+/* Reply bytes besides the items: envelope, next_cursor, array header. */
+#define SCAN_REPLY_OVERHEAD 64
+/* Encoding overhead of one key (str32/bin32 header) counted per entry. */
+#define SCAN_KEY_HEADER 5
 
 static void scan(req_ctx *x, bool with_values)
 {
@@ -237,9 +239,15 @@ static void scan(req_ctx *x, bool with_values)
     }
     buf_t *tmp = &x->w->scratch;
     buf_reset(tmp);
-    scan_acc a = {.buf = tmp, .budget = reply_budget(x) - 64, .with_values = with_values};
+    scan_acc a = {.count = 0, .with_values = with_values};
     mpw_init(&a.pk, tmp);
-    if (region_scan(r, cursor, (uint32_t)limit, collect, &a, &next) < 0) {
+    /* the page ends before a slot that would take the reply past the frame
+     * limit, so a client can always read it */
+    region_page_bound bound = {.limit = (uint32_t)limit,
+                               .max_bytes = reply_budget(x) - SCAN_REPLY_OVERHEAD,
+                               .per_entry = SCAN_KEY_HEADER,
+                               .with_values = with_values};
+    if (region_scan_bounded(r, cursor, &bound, collect, &a, &next)) {
         reply_no_memory(x);
         return;
     }

@@ -702,6 +702,70 @@ START_TEST(fault_isolated_to_its_connection)
 }
 END_TEST
 
+/* HELLO's client_name must be a str and its credentials nil (or a map):
+ * anything else is BAD_REQUEST, then close (docs/protocol.md, Handshake).
+ * Regression test: both were accepted unchecked and the handshake done. */
+START_TEST(hello_argument_types)
+{
+    for (int k = 0; k < 2; k++) {
+        int fd = conn_raw();
+        tw_msg m;
+        tw_req(&m, 67, OP_HELLO, 4);
+        tw_pack_cstr(&m.pk, "agate");
+        msgpack_pack_uint8(&m.pk, 1);
+        if (k == 0) {
+            msgpack_pack_int(&m.pk, 42); /* client_name not a str */
+            msgpack_pack_nil(&m.pk);
+        } else {
+            tw_pack_cstr(&m.pk, "c");
+            tw_pack_cstr(&m.pk, "x"); /* credentials neither nil nor a map */
+        }
+        send_req(fd, &m);
+        expect_reply(fd, 67, ST_BAD_REQUEST, k == 0 ? "client_name" : "credentials");
+        expect_closed(fd);
+        close(fd);
+    }
+    assert_healthy();
+}
+END_TEST
+
+/* REGION_DESTROY: an invalid name is BAD_ARGUMENT, not UNKNOWN_REGION; a
+ * missing one is named exactly (without its leading slash). Regression
+ * test: the message printed the name's length from before the slash was
+ * stripped, so one byte past the name leaked in -- here a 'Z' left in the
+ * input buffer by the previous request. */
+START_TEST(region_destroy_names)
+{
+    int fd = tw_open(srv.port);
+    tw_msg m;
+    tw_req(&m, 1, OP_REGION_DESTROY, 1);
+    tw_pack_cstr(&m.pk, "bad/name");
+    send_req(fd, &m);
+    expect_reply(fd, 1, ST_BAD_ARGUMENT, NULL);
+    /* a request of (almost) nothing but 'Z's fills the input buffer: a
+     * 100-byte region name (unknown) and a long key */
+    char zs[2000];
+    memset(zs, 'Z', sizeof(zs));
+    tw_req(&m, 2, OP_GET, 2);
+    tw_pack_str(&m.pk, zs, 100);
+    tw_pack_str(&m.pk, zs, sizeof(zs));
+    send_req(fd, &m);
+    expect_reply(fd, 2, ST_UNKNOWN_REGION, NULL);
+    tw_req(&m, 3, OP_REGION_DESTROY, 1);
+    tw_pack_cstr(&m.pk, "/nnnn");
+    send_req(fd, &m);
+    tw_resp r;
+    ck_assert_int_eq(tw_recv(fd, &r, tw_timeout()), 1);
+    ck_assert_uint_eq(r.id, 3);
+    ck_assert_int_eq(r.status, ST_UNKNOWN_REGION);
+    ck_assert_msg(strcmp(r.errmsg, "region 'nnnn' not found") == 0, "message '%s'", r.errmsg);
+    tw_resp_free(&r);
+    expect_open(fd);
+    close(fd);
+    assert_healthy();
+}
+END_TEST
+
 /* ======================================================================
  * limits (server with --max-key-size=64 --max-value-size=1024
  * --max-frame-size=4096 --max-depth=4)
@@ -888,6 +952,121 @@ START_TEST(configured_depth_limit)
     put_nested(fd, 2, "dlim", "d5", 5, false);
     expect_reply(fd, 2, ST_TOO_DEEP, NULL);
     expect_open(fd);
+    close(fd);
+    assert_healthy();
+}
+END_TEST
+
+/* GET_ALL's reply is bounded by the frame limit: the same 1024-byte value
+ * asked for 10 times (about 10 KiB of values, limit 4096) is TOO_LARGE with
+ * a message, and the connection stays usable; one such value alone fits.
+ * Regression test: the reply grew without bound. */
+START_TEST(get_all_reply_budget)
+{
+    int fd = tw_open(srv.port);
+    tw_create_region(fd, "gab");
+    uint8_t *v = bin_value(1024);
+    ck_assert_int_eq(tw_put_raw(fd, "gab", "big", v, 1024), ST_OK);
+    tw_msg m;
+    tw_req(&m, 11, OP_GET_ALL, 2);
+    tw_pack_cstr(&m.pk, "gab");
+    msgpack_pack_array(&m.pk, 10);
+    for (int i = 0; i < 10; i++)
+        tw_pack_cstr(&m.pk, "big");
+    send_req(fd, &m);
+    tw_resp r;
+    ck_assert_int_eq(tw_recv(fd, &r, tw_timeout()), 1);
+    ck_assert_uint_eq(r.id, 11);
+    ck_assert_msg(r.status == ST_TOO_LARGE, "GET_ALL of 10 x 1024 bytes: status %d, %u-byte reply",
+                  r.status, r.rawlen);
+    ck_assert_uint_eq(r.nresults, 1);
+    ck_assert_int_eq(r.results[0].type, MSGPACK_OBJECT_STR);
+    ck_assert_uint_gt(r.results[0].via.str.size, 0);
+    tw_resp_free(&r);
+    expect_open(fd);
+    /* the largest value the server accepts, alone: OK */
+    tw_req(&m, 12, OP_GET_ALL, 2);
+    tw_pack_cstr(&m.pk, "gab");
+    msgpack_pack_array(&m.pk, 1);
+    tw_pack_cstr(&m.pk, "big");
+    tw_call(fd, &m, &r);
+    tw_msg_free(&m);
+    ck_assert_msg(r.status == ST_OK, "status %d (%s)", r.status, r.errmsg);
+    ck_assert_uint_le(r.rawlen, 4096);
+    const msgpack_object *arr = &r.results[0];
+    ck_assert_int_eq(arr->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(arr->via.array.size, 1);
+    const msgpack_object *box = &arr->via.array.ptr[0];
+    ck_assert_int_eq(box->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(box->via.array.size, 1);
+    ck_assert_int_eq(box->via.array.ptr[0].type, MSGPACK_OBJECT_BIN);
+    ck_assert_uint_eq(box->via.array.ptr[0].via.bin.size, 1024 - 3);
+    ck_assert_mem_eq(box->via.array.ptr[0].via.bin.ptr, v + 3, 1024 - 3);
+    tw_resp_free(&r);
+    free(v);
+    close(fd);
+    assert_healthy();
+}
+END_TEST
+
+/* ENTRIES pages are bounded by the frame limit too: with 60 values of
+ * 1000 bytes, a page asked for with limit 10000 ends early (nonzero
+ * next_cursor) and fits in 4096 bytes, and paging on returns every key
+ * exactly once. Regression test: one page held the whole region. */
+START_TEST(scan_page_budget)
+{
+    int fd = tw_open(srv.port);
+    tw_create_region(fd, "spb");
+    enum { N = 60 };
+    uint8_t *v = bin_value(1000);
+    for (int i = 0; i < N; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "s%02d", i);
+        v[3] = (uint8_t)i; /* first payload byte: whose value it is */
+        ck_assert_int_eq(tw_put_raw(fd, "spb", k, v, 1000), ST_OK);
+    }
+    int seen[N] = {0};
+    uint64_t cursor = 0;
+    int pages = 0;
+    do {
+        tw_msg m;
+        tw_req(&m, 20 + (uint64_t)pages, OP_ENTRIES, 3);
+        tw_pack_cstr(&m.pk, "spb");
+        msgpack_pack_uint64(&m.pk, cursor);
+        msgpack_pack_int(&m.pk, 10000);
+        tw_resp r;
+        tw_call(fd, &m, &r);
+        tw_msg_free(&m);
+        ck_assert_msg(r.status == ST_OK, "page %d: status %d (%s)", pages, r.status, r.errmsg);
+        ck_assert_msg(r.rawlen <= 4096, "page %d: a %u-byte reply above the 4096-byte frame limit",
+                      pages, r.rawlen);
+        ck_assert_uint_eq(r.nresults, 2);
+        cursor = r.results[0].via.u64;
+        if (pages == 0)
+            ck_assert_msg(cursor != 0, "the first page claims to be the whole scan");
+        const msgpack_object *items = &r.results[1];
+        ck_assert_int_eq(items->type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(items->via.array.size % 2, 0);
+        for (uint32_t i = 0; i < items->via.array.size; i += 2) {
+            const msgpack_object *k = &items->via.array.ptr[i];
+            const msgpack_object *val = &items->via.array.ptr[i + 1];
+            ck_assert_int_eq(k->type, MSGPACK_OBJECT_STR);
+            ck_assert_uint_eq(k->via.str.size, 3);
+            int idx = (k->via.str.ptr[1] - '0') * 10 + (k->via.str.ptr[2] - '0');
+            ck_assert_int_lt(idx, N);
+            seen[idx]++;
+            ck_assert_int_eq(val->type, MSGPACK_OBJECT_BIN);
+            ck_assert_uint_eq(val->via.bin.size, 1000 - 3);
+            ck_assert_uint_eq((uint8_t)val->via.bin.ptr[0], (uint8_t)idx);
+        }
+        tw_resp_free(&r);
+        pages++;
+        ck_assert_int_lt(pages, 10 * N);
+    } while (cursor != 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(seen[i] == 1, "key s%02d seen %d times", i, seen[i]);
+    ck_assert_int_ge(pages, N * 1000 / 4096);
+    free(v);
     close(fd);
     assert_healthy();
 }
@@ -1801,6 +1980,133 @@ START_TEST(sigterm_stops_gracefully)
 }
 END_TEST
 
+/* SIGTERM with requests read but not yet answered: the server answers
+ * every one of them, then closes, then exits 0. A small receive window
+ * keeps most of the 20 MiB of replies waiting in the server when the signal
+ * comes. Regression test: shutdown flushed only the replies already built,
+ * for at most a second, and dropped the rest (about 9 of 21 arrived). */
+START_TEST(sigterm_answers_what_was_read)
+{
+    tu_server s = {0};
+    static const char *const one_thread[] = {"--threads=1", NULL};
+    ck_assert_int_eq(tu_server_start(&s, "drain", one_thread), 0);
+    int fd = tw_connect_rcvbuf(s.port, 4096);
+    ck_assert_int_ge(fd, 0);
+    tw_hello(fd);
+    tw_create_region(fd, "r");
+    const size_t vlen = (1u << 20) + 5;
+    uint8_t *v = malloc(vlen);
+    v[0] = 0xc6;
+    v[1] = 0x00;
+    v[2] = 0x10;
+    v[3] = 0x00;
+    v[4] = 0x00;
+    for (size_t j = 5; j < vlen; j++)
+        v[j] = (uint8_t)(j * 7);
+    ck_assert_int_eq(tw_put_raw(fd, "r", "big", v, vlen), ST_OK);
+    enum { NGET = 20 };
+    uint8_t *all = NULL;
+    size_t len = 0;
+    for (int i = 0; i < NGET; i++) {
+        tw_msg m;
+        tw_req(&m, 100 + (uint64_t)i, OP_GET, 2);
+        tw_pack_cstr(&m.pk, "r");
+        tw_pack_cstr(&m.pk, "big");
+        tw_msg_append_frame(&m, &all, &len);
+        tw_msg_free(&m);
+    }
+    send_bytes(fd, all, len);
+    free(all);
+    tu_sleep_ms(300); /* the server reads the requests; its output backs up */
+    int64_t t0 = tu_now_ms();
+    ck_assert_int_eq(kill(s.pid, SIGTERM), 0);
+    for (int i = 0; i < NGET; i++) {
+        tw_resp r;
+        int rc = tw_recv(fd, &r, tw_timeout());
+        ck_assert_msg(rc == 1, "after SIGTERM, reply %d of %d did not arrive (rc %d)", i, NGET,
+                      rc);
+        ck_assert_uint_eq(r.id, 100 + (uint64_t)i);
+        ck_assert_int_eq(r.status, ST_OK);
+        ck_assert_uint_eq(r.rlen[0], vlen);
+        ck_assert_mem_eq(r.raw + r.roff[0], v, vlen);
+        tw_resp_free(&r);
+    }
+    ck_assert_msg(tw_wait_closed(fd, tw_timeout()), "not closed after the last reply");
+    close(fd);
+    free(v);
+    /* not tu_server_stop: a second SIGTERM could land after the server has
+     * restored the default action on its way out */
+    int st = 0;
+    ck_assert_msg(tu_wait_child(s.pid, 10000 * tu_timeout_scale(), &st) == 1,
+                  "agated still running %lld ms after SIGTERM", (long long)(tu_now_ms() - t0));
+    s.exit_status = st;
+    s.pid = -1;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agated exit status %d", st);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/agated.status", s.dir);
+    char *status = tu_read_file(path, NULL);
+    ck_assert_ptr_nonnull(status);
+    char *state = tu_kv_get(status, "state");
+    ck_assert_msg(state && strcmp(state, "stopped") == 0, "agated.status: %s", status);
+    free(state);
+    free(status);
+    char why[256];
+    ck_assert_msg(tu_server_sanitizer_clean(&s, why, sizeof(why)), "%s", why);
+    tu_server_cleanup(&s, false);
+}
+END_TEST
+
+/* A client name holding a newline must not let a client forge log lines:
+ * the warning about its connection (here for an empty frame) stays on one
+ * line. Its own server: malformed-frame warnings are rate-limited per
+ * process, and a shared server may have just logged one. */
+START_TEST(client_name_cannot_forge_log_lines)
+{
+    tu_server s = {0};
+    ck_assert_int_eq(tu_server_start(&s, "hygiene", NULL), 0);
+    int fd = tw_connect(s.port);
+    ck_assert_int_ge(fd, 0);
+    tw_msg m;
+    tw_req(&m, 1, OP_HELLO, 4);
+    tw_pack_cstr(&m.pk, "agate");
+    msgpack_pack_uint8(&m.pk, 1);
+    tw_pack_cstr(&m.pk, "x\n2099-01-01T00:00:00.000Z ERROR forged");
+    msgpack_pack_nil(&m.pk);
+    tw_resp r;
+    tw_call(fd, &m, &r);
+    tw_msg_free(&m);
+    ck_assert_int_eq(r.status, ST_OK);
+    tw_resp_free(&r);
+    send_bytes(fd, "\0\0\0\0", 4);
+    expect_error_frames_then_close(fd);
+    close(fd);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/hygiene.log", s.dir);
+    char *log = NULL;
+    int64_t deadline = tu_now_ms() + tw_timeout();
+    for (;;) { /* the warning is written before the reply; wait anyway */
+        free(log);
+        log = tu_read_file(path, NULL);
+        if ((log && strstr(log, "forged")) || tu_now_ms() > deadline)
+            break;
+        tu_sleep_ms(20);
+    }
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "forged") != NULL, "no warning about the connection in: %s", log);
+    for (const char *line = log; *line;) {
+        ck_assert_msg(strncmp(line, "2099-01-01", 10) != 0, "a forged log line:\n%s", log);
+        const char *nl = strchr(line, '\n');
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    free(log);
+    tw_assert_serves(s.port);
+    ck_assert_int_eq(tu_server_stop(&s, 15000 * tu_timeout_scale()), 0);
+    char why[256];
+    ck_assert_msg(tu_server_sanitizer_clean(&s, why, sizeof(why)), "%s", why);
+    tu_server_cleanup(&s, false);
+}
+END_TEST
+
 START_TEST(directory_locked_by_running_member)
 {
     tu_server a = {0};
@@ -1973,6 +2279,8 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, bad_magic_or_version);
     tcase_add_test(tc, unknown_region);
     tcase_add_test(tc, fault_isolated_to_its_connection);
+    tcase_add_test(tc, hello_argument_types);
+    tcase_add_test(tc, region_destroy_names);
 
     tc = tu_tcase(s, "limits", 60);
     tcase_add_unchecked_fixture(tc, setup_small, stop_shared);
@@ -1981,6 +2289,8 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, value_size_limit);
     tcase_add_test(tc, frame_size_limit);
     tcase_add_test(tc, configured_depth_limit);
+    tcase_add_test(tc, get_all_reply_budget);
+    tcase_add_test(tc, scan_page_budget);
 
     tc = tu_tcase(s, "load", 120);
     tcase_add_unchecked_fixture(tc, setup_default, stop_shared);
@@ -2000,6 +2310,8 @@ static Suite *wire_suite(void)
 
     tc = tu_tcase(s, "lifecycle", 120);
     tcase_add_test(tc, sigterm_stops_gracefully);
+    tcase_add_test(tc, sigterm_answers_what_was_read);
+    tcase_add_test(tc, client_name_cannot_forge_log_lines);
     tcase_add_test(tc, directory_locked_by_running_member);
     tcase_add_test(tc, descriptor_exhaustion_does_not_spin);
     tcase_add_test(tc, usage_errors_exit_2);
