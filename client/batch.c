@@ -321,11 +321,12 @@ int agate_get_all(agate_client *c, const char *region, const agate_key *keys, si
     int rc = client_check_blocking(c, "agate_get_all");
     if (rc)
         return rc;
+    if (values) /* safe to free whatever happens */
+        for (size_t i = 0; i < n; i++)
+            values[i] = (agate_buf){NULL, 0};
     if (!region || (n > 0 && (!keys || !values)))
         return client_err(c, AGATE_EINVAL, "no region name, keys or values");
     for (size_t i = 0; i < n; i++) {
-        values[i].data = NULL;
-        values[i].len = 0;
         rc = client_check_keyed(c, region, keys[i].key, keys[i].klen);
         if (rc)
             return item_error(c, rc, "key", i);

@@ -106,9 +106,10 @@ static void conn_level_error(agate_client *c, const msg_response *r)
 {
     char msg[CLIENT_ERRMSG_MAX];
     client_status_message(r, msg, sizeof(msg));
+    /* the requests in flight are not what was refused: they fail as on any
+     * broken connection, with the server's reason in the message */
     if (r->status >= ST_BAD_REQUEST)
-        client_conn_fail(c, client_status_error(r->status), "server closed the connection: %s",
-                         msg);
+        client_conn_fail(c, AGATE_EIO, "server closed the connection: %s", msg);
     else
         client_conn_fail(c, AGATE_EPROTO, "reply with request id 0 and status %d", r->status);
 }
@@ -168,10 +169,15 @@ static void dispatch_all(agate_client *c)
         buf_shrink_idle(&c->in, CLIENT_IDLE_KEEP);
 }
 
+/* Full reads one client_io_read may do before it returns: a server that
+ * never stops sending must not keep a caller past its deadline, nor make
+ * agate_process block. */
+#define CLIENT_READS_PER_CALL 8
+
 int client_io_read(agate_client *c)
 {
     uint64_t gen = c->gen;
-    for (;;) {
+    for (int reads = 0; reads < CLIENT_READS_PER_CALL; reads++) {
         if (c->fd < 0)
             return c->fail_rc ? c->fail_rc : AGATE_EIO;
         if (buf_reserve(&c->in, CLIENT_READ_CHUNK)) {
@@ -198,12 +204,12 @@ int client_io_read(agate_client *c)
         dispatch_all(c);
         if (c->gen != gen)
             return c->fail_rc;
-        /* A short read means the socket is drained (data arriving later
-         * raises a new readiness event, so edge-triggered callers are safe)
-         * and saves the recv() that would only say EAGAIN. */
+        /* a short read means the socket is drained: skip the recv() that
+         * would only say EAGAIN */
         if ((size_t)r < room)
             return 0;
     }
+    return 0; /* more may be waiting: the next readiness event brings us back */
 }
 
 int client_io_run(agate_client *c, client_until_fn until, void *arg, int timeout_ms)

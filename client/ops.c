@@ -207,7 +207,13 @@ int agate_clear(agate_client *c, const char *region, uint64_t *removed)
 /* ---- Scans ------------------------------------------------------------- */
 
 /* [next_cursor, [k1, k2, ...]] or, with values, [next_cursor, [k1, v1, ...]] */
-static int read_page(agate_client *c, const msg_response *r, agate_page *page, bool values)
+/* The server may exceed a page's limit only by the entries that share one
+ * hash slot with the last one it takes; anything far above is refused, so
+ * a broken server cannot make a 10-key page cost millions of allocations. */
+#define CLIENT_PAGE_SLACK 256
+
+static int read_page(agate_client *c, const msg_response *r, agate_page *page, bool values,
+                     uint32_t limit)
 {
     mp_cursor cur = r->results;
     uint64_t next;
@@ -217,8 +223,8 @@ static int read_page(agate_client *c, const msg_response *r, agate_page *page, b
         return client_bad_reply(c, values ? "ENTRIES reply is not [cursor, [k, v, ...]]"
                                           : "KEYS reply is not [cursor, [keys]]");
     size_t items = values ? n / 2 : n;
-    /* n is bounded by the reply's size (mp_next checks it against the
-     * bytes left), so these allocations are too */
+    if (items > (size_t)limit + CLIENT_PAGE_SLACK)
+        return client_bad_reply(c, "scan reply holds far more items than the page limit");
     page->keys = calloc(items ? items : 1, sizeof(agate_buf));
     page->values = values ? calloc(items ? items : 1, sizeof(agate_buf)) : NULL;
     if (!page->keys || (values && !page->values))
@@ -247,7 +253,8 @@ static int read_page(agate_client *c, const msg_response *r, agate_page *page, b
 static int ok_page(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
 {
     agate_page *page = call->out;
-    int rc = read_page(c, r, page, aux != 0);
+    /* aux: the page limit, shifted, and whether values come too */
+    int rc = read_page(c, r, page, (aux & 1) != 0, (uint32_t)(aux >> 1));
     if (rc) {
         agate_page_free(page);
         if (rc == AGATE_ENOMEM)
@@ -259,15 +266,17 @@ static int ok_page(agate_client *c, client_call *call, const msg_response *r, ui
 static int scan(agate_client *c, int op, const char *region, uint64_t cursor, uint32_t limit,
                 agate_page *page)
 {
+    if (page)
+        memset(page, 0, sizeof(*page)); /* safe to free whatever happens */
     if (!c)
         return AGATE_EINVAL;
     if (!region || !page)
         return client_err(c, AGATE_EINVAL, "no region name or page");
-    memset(page, 0, sizeof(*page));
     client_call call;
     client_call_init(&call, ok_page, page);
     client_req rq;
-    int rc = client_call_begin(c, &call, &rq, op, 3, op == OP_ENTRIES);
+    uintptr_t aux = (uintptr_t)limit << 1 | (op == OP_ENTRIES);
+    int rc = client_call_begin(c, &call, &rq, op, 3, aux);
     if (rc)
         return rc;
     int e = mpw_cstr(&rq.pk, region);

@@ -163,9 +163,12 @@ static int handshake(agate_client *c)
     rc = client_call_end(c, &call, &rq, e);
     if (rc)
         return rc;
-    /* the handshake is part of connecting: it gets the connect timeout */
+    /* the handshake is part of connecting: it gets the connect timeout, or
+     * the request timeout when connecting is unbounded (a peer that accepts
+     * and says nothing must not hang us; the kernel never would) */
     int saved = c->request_timeout_ms;
-    c->request_timeout_ms = c->connect_timeout_ms;
+    if (c->connect_timeout_ms > 0)
+        c->request_timeout_ms = c->connect_timeout_ms;
     rc = client_call_wait(c, &call);
     c->request_timeout_ms = saved;
     return rc;
@@ -204,7 +207,7 @@ static int connect_one(agate_client *c, size_t idx)
     }
     c->handshaking = 0;
     c->max_reply = c->max_frame > CLIENT_MAX_REPLY ? c->max_frame : CLIENT_MAX_REPLY;
-    uint32_t depth = c->max_depth + REPLY_EXTRA_DEPTH;
+    uint64_t depth = (uint64_t)c->max_depth + REPLY_EXTRA_DEPTH; /* no wrap on a huge claim */
     c->parse_depth = depth > MP_MAX_DEPTH_LIMIT - 1 ? MP_MAX_DEPTH_LIMIT - 1 : (int)depth;
     return 0;
 }

@@ -21,8 +21,11 @@
  *   agate_connect takes a comma-separated list of servers and uses the first
  *   that accepts a handshake. When the connection breaks, outstanding
  *   requests fail with AGATE_EIO; the next call reconnects, trying the
- *   servers in list order starting after the one that failed. A request that
- *   failed with AGATE_EIO or AGATE_ETIMEDOUT may or may not have been applied.
+ *   servers in list order starting after the one that failed. When the server
+ *   sends something that is not the protocol, the connection is dropped the
+ *   same way and outstanding requests fail with AGATE_EPROTO. A request that
+ *   failed with AGATE_EIO, AGATE_EPROTO or AGATE_ETIMEDOUT may or may not
+ *   have been applied.
  */
 #ifndef AGATE_AGATE_H
 #define AGATE_AGATE_H
@@ -65,7 +68,9 @@ typedef struct agate_client agate_client;
 
 typedef struct agate_options {
     int connect_timeout_ms; /* per server address, also bounds the handshake;
-                               default 5000; <= 0: only the kernel's limit */
+                               default 5000; <= 0: only the kernel's limit on
+                               connecting, and the handshake then gets
+                               request_timeout_ms */
     int request_timeout_ms; /* synchronous calls; default 10000; <= 0 waits forever.
                                A call that timed out returns AGATE_ETIMEDOUT and
                                its late reply is discarded; the connection stays. */
@@ -196,8 +201,9 @@ typedef struct agate_key {
 /* Puts n entries. Large batches are split into several requests that fit the
  * server's frame limit and sent pipelined. Not atomic: on an error, some
  * batches may have been applied. Before anything is sent, each value is
- * checked to be exactly one MessagePack object (AGATE_EBAD_VALUE otherwise:
- * inside a batch a malformed value would shift the entries after it), and
+ * checked to be exactly one MessagePack object (AGATE_EBAD_VALUE otherwise,
+ * AGATE_EINVAL for a NULL or empty value: inside a batch a malformed value
+ * would shift the entries after it), and
  * an entry too large for any frame fails with AGATE_ETOO_LARGE. */
 int agate_put_all(agate_client *c, const char *region, const agate_kv *kvs, size_t n);
 /* Gets n keys. values must point to n agate_buf; values[i].data is NULL when
@@ -225,7 +231,10 @@ int agate_entries(agate_client *c, const char *region, uint64_t cursor, uint32_t
 void agate_page_free(agate_page *page);
 
 /* ---- Asynchronous and pipelined requests ------------------------------
- * The *_async calls queue a request and return at once; nothing is sent
+ * The *_async calls queue a request and return at once (except when the
+ * connection was lost: they reconnect first, which blocks for up to the
+ * connect timeout per server; call agate_connect yourself to control when);
+ * nothing is sent
  * until agate_flush, agate_wait or agate_process (or a synchronous call).
  * Many requests may be in flight. Each completes by calling cb exactly once
  * (also on connection loss, with AGATE_EIO, and from agate_client_free).
@@ -272,8 +281,9 @@ int agate_wait(agate_client *c, int timeout_ms);
  * queued output to write (then poll for POLLOUT too), and a non-blocking
  * step that writes what it can, reads what is there and runs callbacks.
  * agate_process returns the number still pending, or a negative error.
- * agate_process drains what the socket has, so edge-triggered polling is
- * fine. The socket changes when the client reconnects (on the
+ * agate_process reads a bounded amount per call (so a server that keeps
+ * sending cannot make it block), so poll level-triggered (poll, select,
+ * libevent's default, epoll without EPOLLET). The socket changes when the client reconnects (on the
  * first call after a failure): check agate_fd again after errors. */
 int agate_fd(const agate_client *c);
 int agate_wants_write(const agate_client *c);
