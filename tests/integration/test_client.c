@@ -7,6 +7,7 @@
  * errors a real server never makes. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <msgpack.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agate/agate.h"
 #include "tu.h"
 #include "tu_server.h"
+#include "tu_wire.h"
 
 /* Shared servers of the "api" test case: srv (defaults) and small (small
  * limits). Started by the unchecked fixture in the parent process. */
@@ -905,12 +910,597 @@ START_TEST(not_an_agate_server)
 }
 END_TEST
 
+/* ---- scripted fake servers (child processes) ----
+ * A child process that accepts nconns connections one after the other and
+ * runs a script on each. It is killed by pid (fk_stop), and also tracked
+ * (tu_track_pid: killed by tu_kill_all at exit) and PR_SET_PDEATHSIG'd, so
+ * it never outlives a test that failed an assertion. The scripts use only
+ * blocking socket calls with deadlines: a client that misbehaves cannot keep
+ * the child alive past FK_LIFETIME_MS either. */
+
+#define FK_LIFETIME_MS 20000
+
+typedef void (*fk_script)(int fd, int index, const void *arg);
+
+typedef struct fk {
+    int port;
+    pid_t pid;
+    char addr[64];
+} fk;
+
+static void fk_start(fk *f, int nconns, fk_script script, const void *arg)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(lfd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    f->port = ntohs(sa.sin_port);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(0);
+        signal(SIGPIPE, SIG_IGN);
+        int64_t end = tu_now_ms() + FK_LIFETIME_MS;
+        for (int i = 0; i < nconns; i++) {
+            int left = (int)(end - tu_now_ms());
+            struct pollfd p = {.fd = lfd, .events = POLLIN};
+            if (left <= 0 || poll(&p, 1, left) <= 0)
+                break;
+            int fd = accept(lfd, NULL, NULL);
+            if (fd < 0)
+                break;
+            script(fd, i, arg);
+            close(fd);
+        }
+        _exit(0); /* no atexit handlers, no leak check of the copied heap */
+    }
+    close(lfd);
+    tu_track_pid(pid);
+    f->pid = pid;
+}
+
+static void fk_stop(fk *f)
+{
+    if (f->pid <= 0)
+        return;
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, NULL, 0);
+    tu_untrack_pid(f->pid);
+    f->pid = 0;
+}
+
+/* Sends a packed message as one frame. */
+static int fk_send_msg(int fd, const msgpack_sbuffer *sb)
+{
+    uint8_t h[4] = {(uint8_t)(sb->size >> 24), (uint8_t)(sb->size >> 16), (uint8_t)(sb->size >> 8),
+                    (uint8_t)sb->size};
+    return tw_send(fd, h, 4) == 0 && tw_send(fd, sb->data, sb->size) == 0 ? 0 : -1;
+}
+
+/* Reads one request frame; returns its id and (if op) opcode, or -1. */
+static int64_t fk_read_request(int fd, uint32_t *op)
+{
+    uint8_t *body;
+    uint32_t blen;
+    if (tw_read_frame(fd, 10000, &body, &blen) != 1)
+        return -1;
+    int64_t id = -1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)body, blen, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size >= 3 &&
+        u.data.via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        id = (int64_t)u.data.via.array.ptr[1].via.u64;
+        if (op)
+            *op = (uint32_t)u.data.via.array.ptr[2].via.u64;
+    }
+    msgpack_unpacked_destroy(&u);
+    free(body);
+    return id;
+}
+
+static void fk_pack_kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+    msgpack_pack_uint64(pk, v);
+}
+
+/* Reads the HELLO and answers it like agated, with max_depth as given.
+ * Returns 0, or -1 if no HELLO came. */
+static int fk_hello(int fd, uint64_t max_depth)
+{
+    uint32_t op = 0;
+    int64_t id = fk_read_request(fd, &op);
+    if (id < 0 || op != 1)
+        return -1;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint64(&pk, (uint64_t)id);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_map(&pk, 9);
+    msgpack_pack_str_with_body(&pk, "server", 6);
+    msgpack_pack_str_with_body(&pk, "fake", 4);
+    fk_pack_kv_uint(&pk, "member_id", 7);
+    fk_pack_kv_uint(&pk, "protocol", 1);
+    msgpack_pack_str_with_body(&pk, "version", 7);
+    msgpack_pack_str_with_body(&pk, "0.1.0", 5);
+    fk_pack_kv_uint(&pk, "max_frame", 64u << 20);
+    fk_pack_kv_uint(&pk, "max_key", 16u << 10);
+    fk_pack_kv_uint(&pk, "max_value", 16u << 20);
+    fk_pack_kv_uint(&pk, "max_depth", max_depth);
+    fk_pack_kv_uint(&pk, "metadata_version", 0);
+    int rc = fk_send_msg(fd, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* Waits (bounded) for the client to close its end, discarding its input. */
+static void fk_linger(int fd) { tw_wait_closed(fd, 10000); }
+
+/* A client with the given timeouts, connected to f (asserts). */
+static agate_client *fk_client(const fk *f, int connect_ms, int request_ms)
+{
+    agate_options o;
+    agate_options_init(&o);
+    o.connect_timeout_ms = connect_ms;
+    o.request_timeout_ms = request_ms;
+    agate_client *c = agate_client_new(&o);
+    ck_assert_ptr_nonnull(c);
+    int rc = agate_connect(c, f->addr);
+    ck_assert_msg(rc == 0, "connect to the fake server: %d %s", rc, agate_errmsg(c));
+    return c;
+}
+
+/* ---- 1. a server that never stops sending ---- */
+
+#define FLOOD_MS 8000
+
+/* HELLO, then valid replies [1, 999999999, 0] for an id nobody asked for,
+ * as fast as the socket takes them, for FLOOD_MS or until the client
+ * closes. */
+static void flood_script(int fd, int index, const void *arg)
+{
+    (void)index;
+    (void)arg;
+    if (fk_hello(fd, 32))
+        return;
+    static const uint8_t frame[12] = {0, 0, 0, 8, 0x93, 0x01, 0xce, 0x3b, 0x9a, 0xc9, 0xff, 0x00};
+    enum { NFRAMES = 65536 / sizeof(frame) };
+    static uint8_t buf[NFRAMES * sizeof(frame)];
+    for (size_t i = 0; i < NFRAMES; i++)
+        memcpy(buf + i * sizeof(frame), frame, sizeof(frame));
+    /* a big send buffer and blocking sends (bounded by SO_SNDTIMEO, so
+     * the deadline is still seen) keep the client's socket full */
+    int sndbuf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    size_t off = 0;
+    int64_t end = tu_now_ms() + FLOOD_MS;
+    while (tu_now_ms() < end) {
+        ssize_t w = send(fd, buf + off, sizeof(buf) - off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                continue;
+            return; /* the client went away */
+        }
+        off = (off + (size_t)w) % sizeof(buf); /* the buffer holds whole frames */
+    }
+}
+
+static void noop_cb(agate_client *c, const agate_reply *r, void *arg)
+{
+    (void)c;
+    int *status = arg;
+    *status = r->status;
+}
+
+/* Regression: the read loop used to drain the socket until EAGAIN before
+ * looking at the clock, so a server streaming replies kept agate_ping
+ * 5-15 s past a 500 ms timeout, and agate_process looped for seconds. */
+START_TEST(flooding_server_cannot_hold_the_caller)
+{
+    fk f = {0};
+    fk_start(&f, 2, flood_script, NULL);
+
+    /* synchronous calls: the request timeout holds (four of them, the
+     * slowest counts: the old loop did stop early when a read happened to
+     * drain the socket) */
+    agate_client *c = fk_client(&f, 2000 * tu_timeout_scale(), 500);
+    int rc = 0;
+    int64_t took = 0;
+    char msg[256] = "";
+    for (int i = 0; i < 4 && (i == 0 || rc == AGATE_ETIMEDOUT); i++) {
+        int64_t t0 = tu_now_ms();
+        rc = agate_ping(c);
+        int64_t dt = tu_now_ms() - t0;
+        if (dt > took)
+            took = dt;
+        snprintf(msg, sizeof(msg), "%s", agate_errmsg(c));
+    }
+    agate_client_free(c);
+
+    /* agate_process: each call is one bounded step, whatever the server
+     * keeps sending. Driven from a poll loop for 4 s, as an application
+     * would; the longest single call is measured. (One call right after
+     * connecting is not enough to show the old behaviour: the first reads
+     * may still catch up with the sender; once TCP has grown the windows,
+     * a draining loop never does.) */
+    c = fk_client(&f, 2000 * tu_timeout_scale(), 500);
+    int status = 1;
+    ck_assert_int_eq(agate_get_async(c, "r", "k", 1, noop_cb, &status), 0);
+    int64_t process_took = 0, loop_end = tu_now_ms() + 4000;
+    int left = 1, calls = 0;
+    while (left == 1 && tu_now_ms() < loop_end) {
+        struct pollfd p = {.fd = agate_fd(c), .events = POLLIN};
+        if (agate_wants_write(c))
+            p.events |= POLLOUT;
+        poll(&p, 1, 100);
+        int64_t t1 = tu_now_ms();
+        left = agate_process(c);
+        int64_t dt = tu_now_ms() - t1;
+        if (dt > process_took)
+            process_took = dt;
+        calls++;
+    }
+    agate_client_free(c); /* the request fails with AGATE_EIO */
+    fk_stop(&f);
+
+    ck_assert_msg(rc == AGATE_ETIMEDOUT, "ping under a reply flood: %d (%s)", rc, msg);
+    ck_assert_msg(took < 2000, "ping with a 500 ms timeout took %lld ms under a %d ms flood",
+                  (long long)took, FLOOD_MS);
+    ck_assert_msg(left == 1, "agate_process under a flood returned %d", left);
+    ck_assert_msg(process_took < 1000,
+                  "an agate_process call took %lld ms under a %d ms flood (%d calls)",
+                  (long long)process_took, FLOOD_MS, calls);
+    ck_assert_int_eq(status, AGATE_EIO);
+}
+END_TEST
+
+/* ---- 2. a scan page far larger than asked for ---- */
+
+#define HUGE_PAGE 100000
+
+/* HELLO, then answers the KEYS request with 100000 one-byte keys. */
+static void huge_page_script(int fd, int index, const void *arg)
+{
+    (void)index;
+    (void)arg;
+    if (fk_hello(fd, 32))
+        return;
+    uint32_t op = 0;
+    int64_t id = fk_read_request(fd, &op);
+    if (id < 0)
+        return;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint64(&pk, (uint64_t)id);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint8(&pk, 0); /* next cursor: done */
+    msgpack_pack_array(&pk, HUGE_PAGE);
+    for (int i = 0; i < HUGE_PAGE; i++) {
+        char k = (char)('a' + i % 26);
+        msgpack_pack_str_with_body(&pk, &k, 1);
+    }
+    fk_send_msg(fd, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    fk_linger(fd);
+}
+
+/* Regression: read_page trusted the reply's count (it only checked it
+ * against the bytes received), so a 10-key page came back with 100000 keys
+ * (and a bigger reply could cost hundreds of MB of allocations). */
+START_TEST(scan_page_far_above_limit_is_refused)
+{
+    fk f = {0};
+    fk_start(&f, 1, huge_page_script, NULL);
+    agate_client *c = fk_client(&f, 2000 * tu_timeout_scale(), timeout_ms());
+    agate_page page;
+    memset(&page, 0, sizeof(page));
+    int rc = agate_keys(c, "r", 0, 10, &page);
+    size_t n = page.n;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s", agate_errmsg(c));
+    agate_page_free(&page);
+    agate_client_free(c);
+    fk_stop(&f);
+    ck_assert_msg(rc == AGATE_EPROTO, "a %d-key page for limit 10: rc %d, %zu keys (%s)",
+                  HUGE_PAGE, rc, n, msg);
+    ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+/* ---- 3. a server that accepts and never answers the HELLO ---- */
+
+static void silent_script(int fd, int index, const void *arg)
+{
+    (void)index;
+    (void)arg;
+    fk_linger(fd); /* reads the HELLO, says nothing, until the client leaves */
+}
+
+typedef struct connect_result {
+    int rc;
+    int64_t took;
+    char msg[256];
+} connect_result;
+
+/* Regression: with connect_timeout_ms <= 0 the handshake got no timeout
+ * at all, so agate_connect to a peer that accepts and stays silent hung
+ * forever. The connect runs in a child with a deadline so that a
+ * regression fails instead of hanging the suite. */
+START_TEST(silent_peer_with_unbounded_connect_timeout)
+{
+    fk f = {0};
+    fk_start(&f, 1, silent_script, NULL);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        agate_options o;
+        agate_options_init(&o);
+        o.connect_timeout_ms = 0;
+        o.request_timeout_ms = 800;
+        agate_client *c = agate_client_new(&o);
+        connect_result res = {0};
+        int64_t t0 = tu_now_ms();
+        res.rc = agate_connect(c, f.addr);
+        res.took = tu_now_ms() - t0;
+        snprintf(res.msg, sizeof(res.msg), "%s", agate_errmsg(c));
+        agate_client_free(c);
+        _exit(write(pfd[1], &res, sizeof(res)) == (ssize_t)sizeof(res) ? 0 : 1);
+    }
+    ck_assert_int_ge(pid, 0);
+    tu_track_pid(pid);
+    close(pfd[1]);
+    connect_result res = {0};
+    ssize_t got = 0;
+    struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+    int64_t deadline = tu_now_ms() + 8000;
+    for (;;) {
+        int left = (int)(deadline - tu_now_ms());
+        if (left <= 0)
+            break;
+        int pr = poll(&p, 1, left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr > 0)
+            got = read(pfd[0], &res, sizeof(res));
+        break;
+    }
+    close(pfd[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    tu_untrack_pid(pid);
+    fk_stop(&f);
+    ck_assert_msg(got == (ssize_t)sizeof(res),
+                  "agate_connect to a silent peer (connect_timeout_ms 0, request_timeout_ms "
+                  "800) did not return within 8 s");
+    ck_assert_msg(res.rc == AGATE_ECONNECT, "connect to a silent peer: %d (%s)", res.rc, res.msg);
+    ck_assert_msg(res.took < 3000, "connect to a silent peer took %lld ms", (long long)res.took);
+}
+END_TEST
+
+/* ---- 4. an id-0 error reply closing the connection ---- */
+
+/* HELLO, then reads three PUTs; answers the first OK, then sends a
+ * connection-level error (id 0, TOO_LARGE) and closes. */
+static void id0_script(int fd, int index, const void *arg)
+{
+    (void)index;
+    (void)arg;
+    if (fk_hello(fd, 32))
+        return;
+    int64_t ids[3];
+    for (int i = 0; i < 3; i++)
+        if ((ids[i] = fk_read_request(fd, NULL)) < 0)
+            return;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint64(&pk, (uint64_t)ids[0]);
+    msgpack_pack_uint8(&pk, 0);
+    fk_send_msg(fd, &sb);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint8(&pk, 13);
+    msgpack_pack_str_with_body(&pk, "frame too large", 15);
+    fk_send_msg(fd, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    /* close our side once sent; wait for the client's close so that no
+     * unread input turns our close into a reset */
+    shutdown(fd, SHUT_WR);
+    fk_linger(fd);
+}
+
+typedef struct put_state {
+    int calls;
+    int status;
+    char errmsg[256];
+} put_state;
+
+static void put_cb(agate_client *c, const agate_reply *r, void *arg)
+{
+    (void)c;
+    put_state *s = arg;
+    s->calls++;
+    s->status = r->status;
+    snprintf(s->errmsg, sizeof(s->errmsg), "%s", r->errmsg ? r->errmsg : "(null)");
+}
+
+/* Regression: the requests in flight when the server closed with an id-0
+ * error got that error's status (AGATE_ETOO_LARGE), as if each of them had
+ * been refused; they must fail as on any lost connection (AGATE_EIO), with
+ * the server's reason in the message. */
+START_TEST(id0_error_fails_in_flight_requests_with_eio)
+{
+    fk f = {0};
+    fk_start(&f, 1, id0_script, NULL);
+    agate_client *c = fk_client(&f, 2000 * tu_timeout_scale(), timeout_ms());
+    put_state st[3];
+    memset(st, 0, sizeof(st));
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(agate_put_async(c, "r", key, 2, "\x01", 1, put_cb, &st[i]), 0);
+    }
+    int rc = agate_wait(c, timeout_ms());
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", agate_errmsg(c));
+    agate_client_free(c);
+    fk_stop(&f);
+    ck_assert_msg(rc == AGATE_EIO, "agate_wait: %d (%s)", rc, msg);
+    ck_assert_msg(strstr(msg, "frame too large") != NULL, "agate_errmsg: %s", msg);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(st[i].calls, 1);
+    ck_assert_msg(st[0].status == 0, "first PUT: %d (%s)", st[0].status, st[0].errmsg);
+    for (int i = 1; i < 3; i++) {
+        ck_assert_msg(st[i].status == AGATE_EIO, "PUT %d: %d %s (%s)", i, st[i].status,
+                      agate_strerror(st[i].status), st[i].errmsg);
+        ck_assert_msg(strstr(st[i].errmsg, "frame too large") != NULL, "PUT %d errmsg: %s", i,
+                      st[i].errmsg);
+    }
+}
+END_TEST
+
+/* ---- 5. a huge max_depth in the HELLO reply ---- */
+
+/* HELLO with max_depth 4294967295, then answers SERVER_INFO with a small
+ * map. The map holds a value nested a few levels deep: with the old wrapped
+ * limit (4294967295 + 4 = 3 in uint32) a flat map still parsed, this one
+ * (6 levels with the reply's envelope) did not. */
+static void huge_depth_script(int fd, int index, const void *arg)
+{
+    (void)index;
+    (void)arg;
+    if (fk_hello(fd, UINT32_MAX))
+        return;
+    int64_t id = fk_read_request(fd, NULL);
+    if (id < 0)
+        return;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint64(&pk, (uint64_t)id);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "name", 4);
+    msgpack_pack_str_with_body(&pk, "fake", 4);
+    msgpack_pack_str_with_body(&pk, "ops", 3);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "PING", 4);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint8(&pk, 1);
+    fk_send_msg(fd, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    fk_linger(fd);
+}
+
+/* Regression: max_depth + 4 was computed in uint32 and wrapped, so a
+ * server announcing max_depth 4294967295 left the client parsing replies
+ * with a depth limit of 3: AGATE_EPROTO on ordinary replies. */
+START_TEST(huge_max_depth_in_hello)
+{
+    fk f = {0};
+    fk_start(&f, 1, huge_depth_script, NULL);
+    agate_client *c = fk_client(&f, 2000 * tu_timeout_scale(), timeout_ms());
+    agate_buf info = {0};
+    int rc = agate_server_info(c, &info);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s", agate_errmsg(c));
+    int shape_ok = 0;
+    if (rc == 0) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        shape_ok = msgpack_unpack_next(&u, (const char *)info.data, info.len, NULL) ==
+                       MSGPACK_UNPACK_SUCCESS &&
+                   u.data.type == MSGPACK_OBJECT_MAP && u.data.via.map.size == 2;
+        msgpack_unpacked_destroy(&u);
+    }
+    agate_buf_free(&info);
+    agate_client_free(c);
+    fk_stop(&f);
+    ck_assert_msg(rc == 0, "server_info after max_depth 4294967295: %d (%s)", rc, msg);
+    ck_assert(shape_ok);
+}
+END_TEST
+
+/* ---- 6. outputs are safe to free after argument errors ---- */
+
+/* Regression: agate_keys and agate_get_all zeroed their outputs only after
+ * checking the arguments, so after AGATE_EINVAL the caller's (documented
+ * as safe) agate_page_free / agate_buf_free freed garbage pointers. */
+START_TEST(outputs_zeroed_before_argument_errors)
+{
+    agate_client *c = agate_client_new(NULL);
+    ck_assert_ptr_nonnull(c);
+    agate_page page;
+    memset(&page, 0xAB, sizeof(page));
+    ck_assert_int_eq(agate_keys(c, NULL, 0, 10, &page), AGATE_EINVAL);
+    ck_assert_ptr_null(page.keys);
+    ck_assert_ptr_null(page.values);
+    ck_assert_uint_eq(page.n, 0);
+    agate_page_free(&page);
+    memset(&page, 0xAB, sizeof(page));
+    ck_assert_int_eq(agate_entries(c, NULL, 0, 10, &page), AGATE_EINVAL);
+    agate_page_free(&page);
+
+    agate_key keys[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
+    agate_buf values[3];
+    memset(values, 0xAB, sizeof(values));
+    ck_assert_int_eq(agate_get_all(c, NULL, keys, 3, values), AGATE_EINVAL);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_null(values[i].data);
+        agate_buf_free(&values[i]);
+    }
+    agate_client_free(c);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
     TCase *tc = tu_tcase(s, "offline", 30);
     tcase_add_test(tc, strerror_and_types);
     tcase_add_test(tc, not_an_agate_server);
+    tcase_add_test(tc, outputs_zeroed_before_argument_errors);
+
+    tc = tu_tcase(s, "fake_servers", 60);
+    tcase_add_test(tc, flooding_server_cannot_hold_the_caller);
+    tcase_add_test(tc, scan_page_far_above_limit_is_refused);
+    tcase_add_test(tc, silent_peer_with_unbounded_connect_timeout);
+    tcase_add_test(tc, id0_error_fails_in_flight_requests_with_eio);
+    tcase_add_test(tc, huge_max_depth_in_hello);
 
     tc = tu_tcase(s, "api", 120);
     tcase_add_unchecked_fixture(tc, start_servers, stop_servers);
