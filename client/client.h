@@ -231,6 +231,9 @@ int client_call_wait(agate_client *c, client_call *call);
  * client_req_begin with call as the completion's argument. */
 int client_call_begin(agate_client *c, client_call *call, client_req *rq, int op,
                       uint32_t nargs, uintptr_t aux);
+/* A whole synchronous call of op with no arguments, or with one string (a
+ * region name): begin, pack, end, wait. */
+int client_simple_call(agate_client *c, client_call *call, int op, const char *name);
 /* client_req_end, counting the request into call. */
 int client_call_end(agate_client *c, client_call *call, client_req *rq, int pack_err);
 

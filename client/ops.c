@@ -96,14 +96,13 @@ static int keyed_call(agate_client *c, client_call *call, int op, const char *re
     return rc ? rc : client_call_wait(c, call);
 }
 
-/* Sends op with no arguments, or with just a region name, and waits. */
-static int simple_call(agate_client *c, client_call *call, int op, const char *region)
+int client_simple_call(agate_client *c, client_call *call, int op, const char *name)
 {
     client_req rq;
-    int rc = client_call_begin(c, call, &rq, op, region ? 1 : 0, 0);
+    int rc = client_call_begin(c, call, &rq, op, name ? 1 : 0, 0);
     if (rc)
         return rc;
-    int e = region ? mpw_cstr(&rq.pk, region) : 0;
+    int e = name ? mpw_cstr(&rq.pk, name) : 0;
     rc = client_call_end(c, call, &rq, e);
     return rc ? rc : client_call_wait(c, call);
 }
@@ -114,7 +113,7 @@ int agate_ping(agate_client *c)
         return AGATE_EINVAL;
     client_call call;
     client_call_init(&call, NULL, NULL);
-    return simple_call(c, &call, OP_PING, NULL);
+    return client_simple_call(c, &call, OP_PING, NULL);
 }
 
 int agate_server_info(agate_client *c, agate_buf *out)
@@ -124,7 +123,7 @@ int agate_server_info(agate_client *c, agate_buf *out)
     memset(out, 0, sizeof(*out));
     client_call call;
     client_call_init(&call, ok_map, out);
-    return simple_call(c, &call, OP_SERVER_INFO, NULL);
+    return client_simple_call(c, &call, OP_SERVER_INFO, NULL);
 }
 
 int agate_put(agate_client *c, const char *region, const void *key, size_t klen,
@@ -190,7 +189,7 @@ int agate_size(agate_client *c, const char *region, uint64_t *count)
         return client_err(c, AGATE_EINVAL, "no region name or output");
     client_call call;
     client_call_init(&call, ok_uint, count);
-    return simple_call(c, &call, OP_SIZE, region);
+    return client_simple_call(c, &call, OP_SIZE, region);
 }
 
 int agate_clear(agate_client *c, const char *region, uint64_t *removed)
@@ -201,7 +200,7 @@ int agate_clear(agate_client *c, const char *region, uint64_t *removed)
         return client_err(c, AGATE_EINVAL, "no region name");
     client_call call;
     client_call_init(&call, ok_uint, removed);
-    return simple_call(c, &call, OP_CLEAR, region);
+    return client_simple_call(c, &call, OP_CLEAR, region);
 }
 
 /* ---- Scans ------------------------------------------------------------- */

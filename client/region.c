@@ -92,13 +92,8 @@ int agate_region_destroy(agate_client *c, const char *name)
     if (!name)
         return client_err(c, AGATE_EINVAL, "no region name");
     client_call call;
-    client_req rq;
     client_call_init(&call, NULL, NULL);
-    int rc = client_call_begin(c, &call, &rq, OP_REGION_DESTROY, 1, 0);
-    if (rc)
-        return rc;
-    rc = client_call_end(c, &call, &rq, mpw_cstr(&rq.pk, name));
-    return rc ? rc : client_call_wait(c, &call);
+    return client_simple_call(c, &call, OP_REGION_DESTROY, name);
 }
 
 static int ok_describe(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
@@ -126,13 +121,8 @@ int agate_region_describe(agate_client *c, const char *name, agate_region_info *
         return client_err(c, AGATE_EINVAL, "no region name or output");
     *out = NULL;
     client_call call;
-    client_req rq;
     client_call_init(&call, ok_describe, out);
-    int rc = client_call_begin(c, &call, &rq, OP_REGION_DESCRIBE, 1, 0);
-    if (rc)
-        return rc;
-    rc = client_call_end(c, &call, &rq, mpw_cstr(&rq.pk, name));
-    return rc ? rc : client_call_wait(c, &call);
+    return client_simple_call(c, &call, OP_REGION_DESCRIBE, name);
 }
 
 void agate_region_info_free(agate_region_info *info)
@@ -174,14 +164,9 @@ int agate_region_list(agate_client *c, agate_region_info **out, size_t *n)
     *out = NULL;
     *n = 0;
     client_call call;
-    client_req rq;
     client_call_init(&call, ok_list, out);
     call.out2 = n;
-    int rc = client_call_begin(c, &call, &rq, OP_REGION_LIST, 0, 0);
-    if (rc)
-        return rc;
-    rc = client_call_end(c, &call, &rq, 0);
-    return rc ? rc : client_call_wait(c, &call);
+    return client_simple_call(c, &call, OP_REGION_LIST, NULL);
 }
 
 void agate_region_list_free(agate_region_info *infos, size_t n)

@@ -36,6 +36,22 @@ static inline int mpw_key(msgpack_packer *pk, const void *p, size_t n, bool is_s
     return is_str ? mpw_str(pk, p, n) : mpw_bin(pk, p, n);
 }
 
+/* One map pair with a string key: the shapes info maps are built from. */
+static inline int mpw_kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    return mpw_cstr(pk, k) || msgpack_pack_uint64(pk, v);
+}
+
+static inline int mpw_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    return mpw_cstr(pk, k) || mpw_cstr(pk, v);
+}
+
+static inline int mpw_kv_bool(msgpack_packer *pk, const char *k, bool v)
+{
+    return mpw_cstr(pk, k) || (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+}
+
 /* Appends bytes that already are one encoded MessagePack object, through
  * the packer's own write callback (whatever it writes into). */
 static inline int mpw_raw(msgpack_packer *pk, const void *p, size_t n)

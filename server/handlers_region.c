@@ -137,21 +137,6 @@ void handle_region_destroy(req_ctx *x)
     reply_status(x, ST_OK);
 }
 
-static void pack_kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    mpw_cstr(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-
-static void pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
-{
-    mpw_cstr(pk, k);
-    if (v)
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
-}
-
 /* The region info map of docs/protocol.md. */
 static void pack_region_info(req_ctx *x, region_t *r)
 {
@@ -159,26 +144,23 @@ static void pack_region_info(req_ctx *x, region_t *r)
     const region_config *cfg = region_cfg(r);
     uint64_t entries = region_size(r);
     msgpack_pack_map(pk, 9);
-    mpw_cstr(pk, "name");
-    mpw_cstr(pk, cfg->name);
-    mpw_cstr(pk, "type");
-    mpw_cstr(pk, region_type_name(cfg->type));
-    pack_kv_uint(pk, "redundant_copies", cfg->redundant_copies);
-    pack_kv_uint(pk, "total_num_buckets", cfg->total_num_buckets);
-    pack_kv_bool(pk, "partitioned", region_type_partitioned(cfg->type));
-    pack_kv_bool(pk, "persistent", region_type_persistent(cfg->type));
-    pack_kv_uint(pk, "entries", entries);
-    pack_kv_uint(pk, "bytes", region_bytes(r));
+    mpw_kv_str(pk, "name", cfg->name);
+    mpw_kv_str(pk, "type", region_type_name(cfg->type));
+    mpw_kv_uint(pk, "redundant_copies", cfg->redundant_copies);
+    mpw_kv_uint(pk, "total_num_buckets", cfg->total_num_buckets);
+    mpw_kv_bool(pk, "partitioned", region_type_partitioned(cfg->type));
+    mpw_kv_bool(pk, "persistent", region_type_persistent(cfg->type));
+    mpw_kv_uint(pk, "entries", entries);
+    mpw_kv_uint(pk, "bytes", region_bytes(r));
     /* one member for now: it holds every bucket, all as primary */
     mpw_cstr(pk, "members");
     msgpack_pack_array(pk, 1);
     msgpack_pack_map(pk, 5);
-    mpw_cstr(pk, "member");
-    mpw_cstr(pk, x->srv->cfg.name);
-    pack_kv_uint(pk, "member_id", x->srv->member_id);
-    pack_kv_uint(pk, "buckets", cfg->total_num_buckets);
-    pack_kv_uint(pk, "primary_buckets", cfg->total_num_buckets);
-    pack_kv_uint(pk, "entries", entries);
+    mpw_kv_str(pk, "member", x->srv->cfg.name);
+    mpw_kv_uint(pk, "member_id", x->srv->member_id);
+    mpw_kv_uint(pk, "buckets", cfg->total_num_buckets);
+    mpw_kv_uint(pk, "primary_buckets", cfg->total_num_buckets);
+    mpw_kv_uint(pk, "entries", entries);
 }
 
 void handle_region_describe(req_ctx *x)

@@ -9,18 +9,6 @@
 #include "server/registry.h"
 #include "server/worker.h"
 
-static void pack_kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    mpw_cstr(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-
-static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-    mpw_cstr(pk, k);
-    mpw_cstr(pk, v);
-}
-
 /* Appends the client's name from HELLO to the connection's description, so
  * every later log line about the connection says who it is. */
 static void note_client_name(req_ctx *x)
@@ -78,15 +66,15 @@ void handle_hello(req_ctx *x)
     msgpack_packer *pk = &x->pk;
     reply_head(x, ST_OK, 1);
     msgpack_pack_map(pk, 9);
-    pack_kv_str(pk, "server", cfg->name);
-    pack_kv_uint(pk, "member_id", x->srv->member_id);
-    pack_kv_uint(pk, "protocol", AGATE_PROTO_VERSION);
-    pack_kv_str(pk, "version", AGATE_VERSION);
-    pack_kv_uint(pk, "max_frame", cfg->max_frame);
-    pack_kv_uint(pk, "max_key", cfg->max_key);
-    pack_kv_uint(pk, "max_value", cfg->max_value);
-    pack_kv_uint(pk, "max_depth", cfg->max_depth);
-    pack_kv_uint(pk, "metadata_version", 0);
+    mpw_kv_str(pk, "server", cfg->name);
+    mpw_kv_uint(pk, "member_id", x->srv->member_id);
+    mpw_kv_uint(pk, "protocol", AGATE_PROTO_VERSION);
+    mpw_kv_str(pk, "version", AGATE_VERSION);
+    mpw_kv_uint(pk, "max_frame", cfg->max_frame);
+    mpw_kv_uint(pk, "max_key", cfg->max_key);
+    mpw_kv_uint(pk, "max_value", cfg->max_value);
+    mpw_kv_uint(pk, "max_depth", cfg->max_depth);
+    mpw_kv_uint(pk, "metadata_version", 0);
     reply_done(x);
 }
 
@@ -109,7 +97,7 @@ static void pack_ops(msgpack_packer *pk, const server_t *srv)
     msgpack_pack_map(pk, n);
     for (int op = 0; op < WORKER_OPS_TRACKED; op++)
         if (proto_op_name(op))
-            pack_kv_uint(pk, proto_op_name(op), ops_total(srv, op));
+            mpw_kv_uint(pk, proto_op_name(op), ops_total(srv, op));
 }
 
 void handle_server_info(req_ctx *x)
@@ -124,19 +112,19 @@ void handle_server_info(req_ctx *x)
         entries += region_size(registry_view_at(v, i));
     reply_head(x, ST_OK, 1);
     msgpack_pack_map(pk, 14);
-    pack_kv_str(pk, "name", srv->cfg.name);
-    pack_kv_uint(pk, "member_id", srv->member_id);
-    pack_kv_uint(pk, "pid", (uint64_t)getpid());
-    pack_kv_str(pk, "version", AGATE_VERSION);
-    pack_kv_uint(pk, "protocol", AGATE_PROTO_VERSION);
-    pack_kv_uint(pk, "uptime_s", (uint64_t)(time(NULL) - srv->started));
-    pack_kv_uint(pk, "threads", (uint64_t)srv->nworkers);
-    pack_kv_uint(pk, "connections", conns);
-    pack_kv_uint(pk, "regions", registry_view_count(v));
-    pack_kv_uint(pk, "entries", entries);
-    pack_kv_str(pk, "bind", srv->cfg.bind);
-    pack_kv_uint(pk, "port", (uint64_t)srv->port);
-    pack_kv_str(pk, "dir", srv->cfg.dir);
+    mpw_kv_str(pk, "name", srv->cfg.name);
+    mpw_kv_uint(pk, "member_id", srv->member_id);
+    mpw_kv_uint(pk, "pid", (uint64_t)getpid());
+    mpw_kv_str(pk, "version", AGATE_VERSION);
+    mpw_kv_uint(pk, "protocol", AGATE_PROTO_VERSION);
+    mpw_kv_uint(pk, "uptime_s", (uint64_t)(time(NULL) - srv->started));
+    mpw_kv_uint(pk, "threads", (uint64_t)srv->nworkers);
+    mpw_kv_uint(pk, "connections", conns);
+    mpw_kv_uint(pk, "regions", registry_view_count(v));
+    mpw_kv_uint(pk, "entries", entries);
+    mpw_kv_str(pk, "bind", srv->cfg.bind);
+    mpw_kv_uint(pk, "port", (uint64_t)srv->port);
+    mpw_kv_str(pk, "dir", srv->cfg.dir);
     mpw_cstr(pk, "ops");
     pack_ops(pk, srv);
     reply_done(x);
