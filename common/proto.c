@@ -20,6 +20,7 @@ const char *proto_status_name(int status)
     case ST_INTERNAL: return "INTERNAL";
     case ST_BAD_ARGUMENT: return "BAD_ARGUMENT";
     case ST_NO_MEMORY: return "NO_MEMORY";
+    case ST_UNAVAILABLE: return "UNAVAILABLE";
     default: return "UNKNOWN_STATUS";
     }
 }
@@ -30,6 +31,14 @@ const char *proto_op_name(int op)
     case OP_HELLO: return "HELLO";
     case OP_PING: return "PING";
     case OP_SERVER_INFO: return "SERVER_INFO";
+    case OP_CLUSTER_MAP: return "CLUSTER_MAP";
+    case OP_MEMBER_LIST: return "MEMBER_LIST";
+    case OP_MEMBER_DESCRIBE: return "MEMBER_DESCRIBE";
+    case OP_CLUSTER_STATUS: return "CLUSTER_STATUS";
+    case OP_REBALANCE: return "REBALANCE";
+    case OP_REBALANCE_STATUS: return "REBALANCE_STATUS";
+    case OP_SHUTDOWN: return "SHUTDOWN";
+    case OP_WATCH_MAP: return "WATCH_MAP";
     case OP_REGION_CREATE: return "REGION_CREATE";
     case OP_REGION_DESTROY: return "REGION_DESTROY";
     case OP_REGION_LIST: return "REGION_LIST";
@@ -45,6 +54,15 @@ const char *proto_op_name(int op)
     case OP_KEYS: return "KEYS";
     case OP_ENTRIES: return "ENTRIES";
     case OP_CLEAR: return "CLEAR";
+    case OP_JOIN: return "JOIN";
+    case OP_HEARTBEAT: return "HEARTBEAT";
+    case OP_BUCKET_READY: return "BUCKET_READY";
+    case OP_LEAVE: return "LEAVE";
+    case OP_PEER_HEARTBEAT: return "PEER_HEARTBEAT";
+    case OP_REPLICATE: return "REPLICATE";
+    case OP_IMAGE_PAGE: return "IMAGE_PAGE";
+    case OP_PRIMARY_HANDOFF: return "PRIMARY_HANDOFF";
+    case OP_STOP: return "STOP";
     default: return NULL;
     }
 }

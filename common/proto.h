@@ -21,6 +21,15 @@ enum agate_opcode {
     OP_HELLO = 1,
     OP_PING = 2,
     OP_SERVER_INFO = 3,
+    /* clusters (docs/cluster.md) */
+    OP_CLUSTER_MAP = 4,
+    OP_MEMBER_LIST = 5,
+    OP_MEMBER_DESCRIBE = 6,
+    OP_CLUSTER_STATUS = 7,
+    OP_REBALANCE = 8,
+    OP_REBALANCE_STATUS = 9,
+    OP_SHUTDOWN = 14,
+    OP_WATCH_MAP = 15,
 
     OP_REGION_CREATE = 10,
     OP_REGION_DESTROY = 11,
@@ -38,6 +47,22 @@ enum agate_opcode {
     OP_KEYS = 28,
     OP_ENTRIES = 29,
     OP_CLEAR = 30,
+
+    /* between members and locators only */
+    OP_JOIN = 40,
+    OP_HEARTBEAT = 41,
+    OP_BUCKET_READY = 42,
+    OP_LEAVE = 43,
+    OP_PEER_HEARTBEAT = 44,
+    OP_REPLICATE = 50,
+    OP_IMAGE_PAGE = 51,
+    OP_PRIMARY_HANDOFF = 52,
+    OP_STOP = 53,
+};
+
+/* Event kinds of push messages. */
+enum agate_push_kind {
+    PUSH_MAP = 1, /* [2, 0, 1, cluster_map]: after WATCH_MAP, on every change */
 };
 
 /* Status of a response. 0..9 are outcomes, 10 and up are errors; an error
@@ -45,7 +70,7 @@ enum agate_opcode {
 enum agate_status {
     ST_OK = 0,
     ST_NOT_FOUND = 1,        /* key absent: an outcome, not a failure */
-    ST_REDIRECT = 2,         /* not primary: [metadata_version, hint map] (reserved) */
+    ST_REDIRECT = 2,         /* not primary: [metadata_version, primary_member_id or 0] */
     ST_BAD_REQUEST = 10,     /* malformed body, unknown opcode, wrong argument types */
     ST_UNKNOWN_REGION = 11,
     ST_REGION_EXISTS = 12,
@@ -58,6 +83,7 @@ enum agate_status {
     ST_INTERNAL = 19,
     ST_BAD_ARGUMENT = 20,    /* well-typed but invalid argument (region type, name, ...) */
     ST_NO_MEMORY = 21,
+    ST_UNAVAILABLE = 22,     /* cannot serve the bucket now: retry after a short backoff */
 };
 
 /* Default limits; every one can be changed on the server command line. */
@@ -70,6 +96,8 @@ enum agate_status {
 #define AGATE_MAX_REDUNDANT_COPIES 3
 #define AGATE_MAX_REGION_NAME 128
 #define AGATE_DEFAULT_PORT 40404
+#define AGATE_DEFAULT_LOCATOR_PORT 10334
+#define AGATE_DEFAULT_MEMBER_TIMEOUT_MS 5000
 
 /* Name of a status code ("OK", "UNKNOWN_REGION", ...). */
 const char *proto_status_name(int status);

@@ -58,7 +58,9 @@ enum agate_error {
     AGATE_EVERSION = -15,       /* protocol version mismatch */
     AGATE_ESHUTTING_DOWN = -16,
     AGATE_ESERVER = -17,        /* internal server error */
-    AGATE_EREDIRECT = -18,      /* not primary (clusters; reserved) */
+    AGATE_EREDIRECT = -18,      /* not primary for the key (retried internally in clusters) */
+    AGATE_EUNAVAILABLE = -19,   /* the cluster cannot serve the key now (retried until the
+                                   request timeout) */
 };
 
 /* Static English text for an error code. Never NULL. */
@@ -229,6 +231,33 @@ int agate_keys(agate_client *c, const char *region, uint64_t cursor, uint32_t li
 int agate_entries(agate_client *c, const char *region, uint64_t cursor, uint32_t limit,
                   agate_page *page);
 void agate_page_free(agate_page *page);
+
+/* ---- Clusters ----------------------------------------------------------
+ * agate_connect_locator connects through locators ("host[port]" or
+ * "host:port", comma-separated, Geode style; the first that answers is
+ * used), fetches the cluster map and from then on sends every key operation
+ * straight to the member holding the key's primary bucket (single hop),
+ * refreshing the map on a redirect or a view change. agate_connect given a
+ * member of a cluster does the same with the locators that member names.
+ * put_all and get_all are split by member; size, keys, entries and clear
+ * combine every member's share. A write that got no answer (timeout,
+ * member lost) is retried with the same event id, so it is applied at most
+ * once. Region definitions and the calls below go to the locator.
+ *
+ * The admin calls return MessagePack documents (maps and arrays, described
+ * in docs/cluster.md) in *out; free with agate_buf_free. */
+int agate_connect_locator(agate_client *c, const char *locators);
+/* 1 when the client is routing over a cluster, 0 for a single server. */
+int agate_is_cluster(const agate_client *c);
+int agate_cluster_status(agate_client *c, agate_buf *out);
+int agate_member_list(agate_client *c, agate_buf *out);
+int agate_member_describe(agate_client *c, const char *name, agate_buf *out);
+/* Starts a rebalance (simulate != 0: only plans it); *out is its status. */
+int agate_rebalance(agate_client *c, int simulate, agate_buf *out);
+int agate_rebalance_status(agate_client *c, agate_buf *out);
+/* Stops every server of the cluster (and the locators when
+ * include_locators); *stopped gets how many members were told to stop. */
+int agate_shutdown_cluster(agate_client *c, int include_locators, uint64_t *stopped);
 
 /* ---- Asynchronous and pipelined requests ------------------------------
  * The *_async calls queue a request and return at once (except when the
