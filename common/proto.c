@@ -59,6 +59,7 @@ const char *proto_op_name(int op)
     case OP_BUCKET_READY: return "BUCKET_READY";
     case OP_LEAVE: return "LEAVE";
     case OP_PEER_HEARTBEAT: return "PEER_HEARTBEAT";
+    case OP_HANDOFF_DONE: return "HANDOFF_DONE";
     case OP_REPLICATE: return "REPLICATE";
     case OP_IMAGE_PAGE: return "IMAGE_PAGE";
     case OP_PRIMARY_HANDOFF: return "PRIMARY_HANDOFF";

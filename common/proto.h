@@ -54,6 +54,7 @@ enum agate_opcode {
     OP_BUCKET_READY = 42,
     OP_LEAVE = 43,
     OP_PEER_HEARTBEAT = 44,
+    OP_HANDOFF_DONE = 45,
     OP_REPLICATE = 50,
     OP_IMAGE_PAGE = 51,
     OP_PRIMARY_HANDOFF = 52,
@@ -62,7 +63,9 @@ enum agate_opcode {
 
 /* Event kinds of push messages. */
 enum agate_push_kind {
-    PUSH_MAP = 1, /* [2, 0, 1, cluster_map]: after WATCH_MAP, on every change */
+    PUSH_MAP = 1,     /* [2, 0, 1, cluster_map]: after WATCH_MAP, on every change */
+    PUSH_HANDOFF = 2, /* locator -> member: [region, bucket]: stop writes, drain, HANDOFF_DONE */
+    PUSH_STOP = 3,    /* locator -> member: shut down */
 };
 
 /* Status of a response. 0..9 are outcomes, 10 and up are errors; an error

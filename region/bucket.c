@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BUCKET_MIN_SLOTS 8
 
@@ -32,6 +33,16 @@ void bucket_init(bucket_t *b, uint64_t slot_seed)
     atomic_init(&b->count, 0);
     atomic_init(&b->bytes, 0);
     b->counter = 0;
+    atomic_init(&b->role, 0);
+    atomic_init(&b->handoff, false);
+    b->term = 0;
+    atomic_init(&b->primary_id, 0);
+    b->ntargets = 0;
+    b->targets = NULL;
+    b->floor = 0;
+    b->ntomb = 0;
+    b->trk = NULL;
+    atomic_init(&b->inflight, 0);
 }
 
 static void free_chains(bucket_t *b)
@@ -53,6 +64,10 @@ void bucket_destroy(bucket_t *b)
     free(b->slots);
     b->slots = NULL;
     b->nslots = 0;
+    free(b->targets);
+    b->targets = NULL;
+    free(b->trk);
+    b->trk = NULL;
     pthread_mutex_destroy(&b->lock);
 }
 
@@ -65,6 +80,7 @@ void entry_to_view(const entry_t *e, entry_view *v)
     v->vlen = e->vlen;
     v->version.member_id = e->member_id;
     v->version.counter = e->counter;
+    v->tomb = e->tomb;
 }
 
 /* Doubles the table (or creates it). Growth only, never shrinking: region
@@ -123,56 +139,127 @@ static entry_t *entry_new(uint64_t hash, const uint8_t *key, uint32_t klen, bool
     e->klen = klen;
     e->vlen = vlen;
     e->key_is_str = key_is_str;
+    e->tomb = false;
     memcpy(e->data, key, klen);
     memcpy(e->data + klen, value, vlen);
     return e;
 }
 
-static void stamp(bucket_t *b, entry_t *e, uint32_t member_id, entry_version *ver)
+static void account(bucket_t *b, const entry_t *e, int sign)
 {
-    e->member_id = member_id;
-    e->counter = ++b->counter;
-    if (ver) {
-        ver->member_id = member_id;
-        ver->counter = e->counter;
-    }
+    if (e->tomb)
+        b->ntomb = sign > 0 ? b->ntomb + 1 : b->ntomb - 1;
+    else if (sign > 0)
+        atomic_fetch_add_explicit(&b->count, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&b->count, 1, memory_order_relaxed);
+    if (sign > 0)
+        atomic_fetch_add_explicit(&b->bytes, entry_footprint(e), memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&b->bytes, entry_footprint(e), memory_order_relaxed);
 }
 
-int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
-                      bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
-                      entry_version *ver)
+/* Inserts or replaces the entry for key with the given bytes and version. */
+static int store(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen, bool key_is_str,
+                 const uint8_t *value, uint32_t vlen, bool tomb, uint32_t member_id,
+                 uint64_t counter)
 {
     entry_t **link = find_link(b, hash, key, klen);
     entry_t *old = link ? *link : NULL;
-    if (old && old->vlen == vlen) {
+    if (old && old->vlen == vlen && old->tomb == tomb) {
         /* same size: overwrite in place, no allocator round trip */
         memcpy(old->data + klen, value, vlen);
         old->key_is_str = key_is_str;
-        stamp(b, old, member_id, ver);
+        old->member_id = member_id;
+        old->counter = counter;
         return 0;
     }
     entry_t *e = entry_new(hash, key, klen, key_is_str, value, vlen);
     if (!e)
         return -ENOMEM;
-    stamp(b, e, member_id, ver);
+    e->tomb = tomb;
+    e->member_id = member_id;
+    e->counter = counter;
     if (old) {
         e->next = old->next;
         *link = e;
-        atomic_fetch_add_explicit(&b->bytes, entry_footprint(e) - entry_footprint(old),
-                                  memory_order_relaxed);
+        account(b, old, -1);
+        account(b, e, +1);
         free(old);
         return 0;
     }
-    if (atomic_load_explicit(&b->count, memory_order_relaxed) >= b->nslots && grow(b)) {
+    if (atomic_load_explicit(&b->count, memory_order_relaxed) + b->ntomb >= b->nslots && grow(b)) {
         free(e);
         return -ENOMEM;
     }
     uint32_t s = slot_of(b, hash, b->nslots);
     e->next = b->slots[s];
     b->slots[s] = e;
-    atomic_fetch_add_explicit(&b->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->bytes, entry_footprint(e), memory_order_relaxed);
+    account(b, e, +1);
     return 0;
+}
+
+int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
+                      bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
+                      entry_version *ver)
+{
+    int rc = store(b, hash, key, klen, key_is_str, value, vlen, false, member_id, b->counter + 1);
+    if (rc)
+        return rc;
+    b->counter++;
+    if (ver) {
+        ver->member_id = member_id;
+        ver->counter = b->counter;
+    }
+    return 0;
+}
+
+int bucket_locked_put_at(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
+                         bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
+                         uint64_t counter)
+{
+    int rc = store(b, hash, key, klen, key_is_str, value, vlen, false, member_id, counter);
+    if (!rc && counter > b->counter)
+        b->counter = counter;
+    return rc;
+}
+
+static int64_t mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+int bucket_locked_tombstone(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
+                            bool key_is_str, uint32_t member_id, uint64_t counter)
+{
+    int64_t when = mono_seconds();
+    int rc = store(b, hash, key, klen, key_is_str, (const uint8_t *)&when, sizeof when, true,
+                   member_id, counter);
+    if (!rc && counter > b->counter)
+        b->counter = counter;
+    return rc;
+}
+
+uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < b->nslots && b->ntomb; i++) {
+        for (entry_t **link = &b->slots[i]; *link;) {
+            entry_t *e = *link;
+            int64_t when;
+            if (e->tomb && (memcpy(&when, entry_value(e), sizeof when), when < cutoff)) {
+                *link = e->next;
+                account(b, e, -1);
+                free(e);
+                n++;
+            } else {
+                link = &e->next;
+            }
+        }
+    }
+    return n;
 }
 
 int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen)
@@ -181,10 +268,11 @@ int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_
     if (!link || !*link)
         return 0;
     entry_t *e = *link;
+    if (e->tomb)
+        return 0;
     *link = e->next;
     b->counter++; /* a removal is a write too: later writes must order after it */
-    atomic_fetch_sub_explicit(&b->count, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&b->bytes, entry_footprint(e), memory_order_relaxed);
+    account(b, e, -1);
     free(e);
     return 1;
 }
@@ -197,5 +285,6 @@ uint64_t bucket_locked_clear(bucket_t *b)
         b->counter++;
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
     atomic_store_explicit(&b->bytes, 0, memory_order_relaxed);
+    b->ntomb = 0;
     return n;
 }

@@ -21,8 +21,12 @@ typedef struct entry {
     uint32_t klen;
     uint32_t vlen;
     bool key_is_str;
+    bool tomb;      /* a removed key's version (clusters): absent to readers; the
+                       value bytes hold the removal time (int64 seconds) */
     uint8_t data[]; /* key bytes, then value bytes */
 } entry_t;
+
+struct tracker;
 
 /* Aligned to a cache line so two threads working on neighbouring buckets do
  * not share one. */
@@ -34,6 +38,18 @@ typedef struct bucket {
     _Atomic uint64_t bytes;
     uint64_t counter; /* last version counter handed out in this bucket */
     uint64_t slot_seed; /* secret mixed into slot indexes (see slot_of) */
+    /* Cluster state, written under lock by the member's control thread
+     * (region_bucket_set_role) and read under lock by request handlers. */
+    _Atomic uint8_t role;  /* enum region_role; also read without the lock by reads */
+    _Atomic bool handoff;  /* primary handing off: refuse writes */
+    uint64_t term;      /* term of the current primary */
+    _Atomic uint32_t primary_id;
+    uint32_t ntargets;  /* replication targets: copies other than this member */
+    uint32_t *targets;
+    uint64_t floor;     /* writes with a counter below this were cleared away */
+    uint32_t ntomb;     /* tombstones held */
+    struct tracker *trk; /* event ids seen (NULL until the first) */
+    _Atomic uint32_t inflight; /* writes applied here, not yet acknowledged by copies */
 } bucket_t;
 
 /* slot_seed should be random: it keeps clients from choosing keys that all
@@ -51,6 +67,16 @@ entry_t *bucket_locked_find(const bucket_t *b, uint64_t hash, const uint8_t *key
 int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen);
 /* Removes all entries; returns how many. */
 uint64_t bucket_locked_clear(bucket_t *b);
+/* Clusters: replaces e (or inserts) with a tombstone at version
+ * (member_id, counter). 0 or -ENOMEM. */
+int bucket_locked_tombstone(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
+                            bool key_is_str, uint32_t member_id, uint64_t counter);
+/* Stores a value at an explicit version (replication, images). */
+int bucket_locked_put_at(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
+                         bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
+                         uint64_t counter);
+/* Drops tombstones written before cutoff (seconds, CLOCK_MONOTONIC). */
+uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff);
 
 static inline const uint8_t *entry_key(const entry_t *e) { return e->data; }
 static inline const uint8_t *entry_value(const entry_t *e) { return e->data + e->klen; }

@@ -7,13 +7,7 @@
 #include <string.h>
 
 #include "common/hash.h"
-#include "region/bucket.h"
-
-struct region {
-    region_config cfg;
-    uint32_t member_id;
-    bucket_t *buckets; /* cfg.total_num_buckets of them, cache-line aligned */
-};
+#include "region/region_impl.h"
 
 region_t *region_new(const region_config *cfg, uint32_t member_id)
 {
@@ -48,10 +42,6 @@ void region_free(region_t *r)
 
 const region_config *region_cfg(const region_t *r) { return &r->cfg; }
 
-static inline bucket_t *bucket_for(region_t *r, uint64_t hash)
-{
-    return &r->buckets[hash_bucket(hash, r->cfg.total_num_buckets)];
-}
 
 int region_put(region_t *r, uint64_t hash, const uint8_t *key, uint32_t klen, bool key_is_str,
                const uint8_t *value, uint32_t vlen, entry_version *ver)
@@ -69,6 +59,8 @@ int region_get(region_t *r, uint64_t hash, const uint8_t *key, uint32_t klen,
     bucket_t *b = bucket_for(r, hash);
     pthread_mutex_lock(&b->lock);
     entry_t *e = bucket_locked_find(b, hash, key, klen);
+    if (e && e->tomb)
+        e = NULL;
     if (e) {
         entry_view v;
         entry_to_view(e, &v);
@@ -91,7 +83,8 @@ bool region_contains(region_t *r, uint64_t hash, const uint8_t *key, uint32_t kl
 {
     bucket_t *b = bucket_for(r, hash);
     pthread_mutex_lock(&b->lock);
-    bool found = bucket_locked_find(b, hash, key, klen) != NULL;
+    entry_t *e = bucket_locked_find(b, hash, key, klen);
+    bool found = e && !e->tomb;
     pthread_mutex_unlock(&b->lock);
     return found;
 }
@@ -137,6 +130,8 @@ static inline uint64_t cursor_make(uint32_t bucket, uint32_t slot)
 static int visit_chain(const entry_t *e, region_visit_fn fn, void *arg, uint32_t *visited)
 {
     for (; e; e = e->next) {
+        if (e->tomb)
+            continue;
         entry_view v;
         entry_to_view(e, &v);
         int rc = fn(arg, &v);
@@ -167,6 +162,8 @@ int region_scan_bounded(region_t *r, uint64_t cursor, const region_page_bound *b
     size_t used = 0;
     for (; bi < r->cfg.total_num_buckets; bi++, si = 0) {
         bucket_t *b = &r->buckets[bi];
+        if (bound->primary_only && atomic_load(&b->role) != ROLE_PRIMARY)
+            continue;
         pthread_mutex_lock(&b->lock);
         for (; si < b->nslots; si++) {
             const entry_t *chain = b->slots[si];

@@ -63,6 +63,7 @@ typedef struct entry_view {
     const uint8_t *value;
     uint32_t vlen;
     entry_version version;
+    bool tomb; /* a tombstone (only image scans show them) */
 } entry_view;
 
 /* Returns 0 to continue; nonzero stops a scan and is returned by it. */
@@ -113,9 +114,115 @@ typedef struct region_page_bound {
     size_t max_bytes;
     uint32_t per_entry;
     bool with_values;
+    bool primary_only; /* clusters: skip buckets this member is not primary for */
 } region_page_bound;
 
 int region_scan_bounded(region_t *r, uint64_t cursor, const region_page_bound *bound,
                         region_visit_fn fn, void *arg, uint64_t *next);
+
+/* ---- Clusters (docs/cluster.md) ----------------------------------------
+ * A clustered region is one copy among members: each bucket has a role
+ * here, set by the member's control thread from the cluster map. Writes at
+ * the primary get versions whose counter orders them within the bucket
+ * across primaries (a new primary of term T continues from at least
+ * T << 32), removes leave tombstones, and copies apply replicated writes
+ * only when newer. */
+
+#define REGION_MAX_TARGETS 64 /* copies per bucket besides this member */
+
+enum region_role { ROLE_NONE = 0, ROLE_PRIMARY = 1, ROLE_COPY = 2, ROLE_INIT = 3 };
+
+/* Set once, before the region is used. */
+void region_set_clustered(region_t *r);
+bool region_clustered(const region_t *r);
+uint32_t region_bucket_of(const region_t *r, uint64_t hash);
+
+/* Sets a bucket's role, term, primary and replication targets (the other
+ * copies; at most REGION_MAX_TARGETS). Clears the handoff fence. Returns the
+ * previous role. */
+enum region_role region_bucket_set_role(region_t *r, uint32_t bucket, enum region_role role,
+                                        uint64_t term, uint32_t primary_id,
+                                        const uint32_t *targets, uint32_t ntargets);
+enum region_role region_bucket_role(region_t *r, uint32_t bucket);
+uint32_t region_bucket_primary(region_t *r, uint32_t bucket);
+/* Adds a target if absent (an image transfer begins). 0 or -ENOMEM/-ENOSPC. */
+int region_bucket_add_target(region_t *r, uint32_t bucket, uint32_t member_id);
+/* Fences (or unfences) writes at a primary that is handing off. */
+void region_bucket_set_handoff(region_t *r, uint32_t bucket, bool on);
+/* Writes applied here still waiting for copies' acknowledgements. */
+uint32_t region_bucket_inflight(region_t *r, uint32_t bucket);
+void region_bucket_inflight_done(region_t *r, uint32_t bucket);
+/* Drops every entry and tombstone of a bucket that left this member. */
+void region_bucket_drop(region_t *r, uint32_t bucket);
+/* Live entries and bytes of one bucket. */
+uint64_t region_bucket_size(region_t *r, uint32_t bucket);
+uint64_t region_bucket_bytes(region_t *r, uint32_t bucket);
+/* Purges tombstones older than max_age_s in every bucket; returns how many. */
+uint64_t region_purge_tombstones(region_t *r, int64_t max_age_s);
+
+enum region_op_kind { REGION_OP_PUT = 0, REGION_OP_REMOVE = 1, REGION_OP_CLEAR = 2 };
+
+/* One write, as applied at a primary or carried to a copy. */
+typedef struct region_op {
+    uint8_t kind;
+    uint64_t hash;
+    const uint8_t *key;
+    uint32_t klen;
+    bool key_is_str;
+    const uint8_t *value; /* PUT */
+    uint32_t vlen;
+    uint64_t counter;     /* version: set by region_primary_write, given to copies */
+    uint32_t member_id;
+    uint64_t client_id;   /* event id, 0 when none */
+    uint64_t seq;
+} region_op;
+
+enum region_write_outcome {
+    RW_APPLIED,      /* applied; replicate to out->targets */
+    RW_DUPLICATE,    /* this event id was applied before: answer OK, nothing to send */
+    RW_ABSENT,       /* remove of an absent key: NOT_FOUND, nothing to send */
+    RW_NOT_PRIMARY,  /* redirect to out->primary_id */
+    RW_UNAVAILABLE,  /* primary here but fenced (lease expired or handing off) */
+    RW_NO_MEMORY,
+};
+
+typedef struct region_write_result {
+    int outcome;
+    uint32_t bucket;
+    uint32_t primary_id;
+    uint64_t term;
+    uint32_t ntargets;
+    uint32_t targets[REGION_MAX_TARGETS];
+} region_write_result;
+
+/* Applies op (kind PUT, REMOVE or CLEAR of op->hash's bucket... CLEAR takes
+ * the bucket in out->bucket on input) at the primary: checks the role,
+ * the fence (serving is false when the member's lease ran out) and the event
+ * id; stamps op->counter and op->member_id. On RW_APPLIED with targets the
+ * bucket's inflight count was raised: call region_bucket_inflight_done once
+ * the copies answered. */
+void region_primary_write(region_t *r, region_op *op, bool serving, region_write_result *out);
+/* Whether this member may serve a read of the bucket now: 0, or
+ * RW_NOT_PRIMARY (with *primary_id) or RW_UNAVAILABLE. Partitioned regions
+ * read at the primary; replicated regions at any ready copy. */
+int region_read_check(region_t *r, uint32_t bucket, bool serving, uint32_t *primary_id);
+
+/* A copy applies a replicated op if it is newer than what it holds.
+ * Returns 0 (applied or ignored as old), -ESTALE when term is older than
+ * the bucket's (the sender was deposed), -ENOMEM. */
+int region_replica_apply(region_t *r, uint32_t bucket, uint64_t term, const region_op *op);
+/* An image entry (tombstones included) from the primary; same rule, no term. */
+int region_image_apply(region_t *r, uint32_t bucket, const region_op *op);
+/* Visits one bucket's entries and tombstones for an image page (see
+ * region_scan_bounded; the cursor is the slot index). */
+int region_image_scan(region_t *r, uint32_t bucket, uint64_t cursor,
+                      const region_page_bound *bound, region_visit_fn fn, void *arg,
+                      uint64_t *next);
+/* The bucket's event-id tracker, copied out: up to cap pairs. */
+size_t region_tracker_export(region_t *r, uint32_t bucket, uint64_t (*pairs)[2], size_t cap);
+int region_tracker_merge(region_t *r, uint32_t bucket, const uint64_t (*pairs)[2], size_t n);
+/* The bucket's version counter and clear floor (images carry them). */
+void region_bucket_counters(region_t *r, uint32_t bucket, uint64_t *counter, uint64_t *floor);
+void region_bucket_raise_counters(region_t *r, uint32_t bucket, uint64_t counter, uint64_t floor);
 
 #endif

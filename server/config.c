@@ -12,9 +12,13 @@
 void server_config_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: agated --role=server --name=NAME --dir=DIR [options]\n"
+            "usage: agated --role=server|locator --name=NAME --dir=DIR [options]\n"
             "Runs an Agate member in the foreground (agate start server runs it detached).\n"
-            "  --port=N              TCP port, 0 picks a free one (default %d)\n"
+            "  --port=N              TCP port, 0 picks a free one (default %d; locators %d)\n"
+            "  --locators=H[P],...   servers: join the cluster of these locators\n"
+            "  --member-timeout=MS   silence after which a member is suspected (default %d)\n"
+            "  --recovery-delay=MS   locators: wait before restoring redundancy after a\n"
+            "                        member is lost; -1 never (default 0)\n"
             "  --bind-address=ADDR   IPv4 address to listen on (default 127.0.0.1)\n"
             "  --threads=N           worker threads (default: CPUs - 1, at least 1)\n"
             "  --max-frame-size=B    largest request frame body (default %u)\n"
@@ -22,9 +26,12 @@ void server_config_usage(FILE *fp)
             "  --max-value-size=B    largest value (default %u)\n"
             "  --max-depth=N         deepest value nesting (default %u)\n"
             "  --log-level=L         debug, info, warn or error (default info)\n",
-            AGATE_DEFAULT_PORT, AGATE_DEFAULT_MAX_FRAME, AGATE_DEFAULT_MAX_KEY,
+            AGATE_DEFAULT_PORT, AGATE_DEFAULT_LOCATOR_PORT, AGATE_DEFAULT_MEMBER_TIMEOUT_MS,
+            AGATE_DEFAULT_MAX_FRAME, AGATE_DEFAULT_MAX_KEY,
             AGATE_DEFAULT_MAX_VALUE, AGATE_DEFAULT_MAX_DEPTH);
 }
+
+static int parse_num(const char *s, long long lo, long long hi, long long *out);
 
 static void defaults(server_config *cfg)
 {
@@ -41,6 +48,56 @@ static void defaults(server_config *cfg)
     cfg->max_value = AGATE_DEFAULT_MAX_VALUE;
     cfg->max_depth = AGATE_DEFAULT_MAX_DEPTH;
     cfg->log_level = LOG_INFO;
+    cfg->member_timeout_ms = AGATE_DEFAULT_MEMBER_TIMEOUT_MS;
+    cfg->recovery_delay_ms = 0;
+}
+
+/* One "host[port]" or "host:port" into dst as "host:port". */
+static int parse_locator(const char *s, size_t n, char *dst, size_t cap)
+{
+    char tmp[96];
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    char *port = strchr(tmp, '[');
+    if (port) {
+        char *end = strchr(port, ']');
+        if (!end || end[1])
+            return -1;
+        *end = 0;
+    } else {
+        port = strrchr(tmp, ':');
+    }
+    if (!port || port == tmp)
+        return -1;
+    *port++ = 0;
+    long long p;
+    if (parse_num(port, 1, 65535, &p))
+        return -1;
+    snprintf(dst, cap, "%s:%lld", tmp, p);
+    return 0;
+}
+
+int server_config_parse_locators(server_config *cfg, const char *list, char *err, size_t errlen)
+{
+    cfg->nlocators = 0;
+    for (const char *s = list; *s;) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        if (cfg->nlocators == 8 || parse_locator(s, n, cfg->locators[cfg->nlocators], sizeof cfg->locators[0])) {
+            snprintf(err, errlen, "--locators: expected HOST[PORT] or HOST:PORT, comma-separated "
+                                  "(at most 8), got '%s'", list);
+            return -1;
+        }
+        cfg->nlocators++;
+        s = comma ? comma + 1 : s + n;
+    }
+    if (cfg->nlocators == 0) {
+        snprintf(err, errlen, "--locators: empty list");
+        return -1;
+    }
+    return 0;
 }
 
 /* Parses a whole decimal number in [lo, hi]. */
@@ -72,10 +129,23 @@ static int apply(server_config *cfg, const char *key, const char *val, char *err
         {"max-key-size", 1, 1 << 24}, {"max-value-size", 1, 1LL << 31}, {"max-depth", 1, 200},
     };
     if (strcmp(key, "role") == 0) {
-        if (strcmp(val, "server") != 0) {
-            snprintf(err, errlen, "--role: only 'server' is supported by this version");
+        if (strcmp(val, "server") != 0 && strcmp(val, "locator") != 0) {
+            snprintf(err, errlen, "--role: expected 'server' or 'locator', got '%s'", val);
             return -1;
         }
+        cfg->locator = val[0] == 'l';
+        return 0;
+    }
+    if (strcmp(key, "locators") == 0)
+        return server_config_parse_locators(cfg, val, err, errlen);
+    if (strcmp(key, "member-timeout") == 0 || strcmp(key, "recovery-delay") == 0) {
+        bool mt = key[0] == 'm';
+        if (parse_num(val, mt ? 200 : -1, 3600000, &n)) {
+            snprintf(err, errlen, "--%s: expected milliseconds (%s..3600000), got '%s'", key,
+                     mt ? "200" : "-1", val);
+            return -1;
+        }
+        *(mt ? &cfg->member_timeout_ms : &cfg->recovery_delay_ms) = (int)n;
         return 0;
     }
     if (strcmp(key, "name") == 0 || strcmp(key, "dir") == 0 || strcmp(key, "bind-address") == 0) {
@@ -105,7 +175,7 @@ static int apply(server_config *cfg, const char *key, const char *val, char *err
             return -1;
         }
         switch (i) {
-        case 0: cfg->port = (int)n; break;
+        case 0: cfg->port = (int)n; cfg->port_given = true; break;
         case 1: cfg->threads = (int)n; break;
         case 2: cfg->max_frame = (uint32_t)n; break;
         case 3: cfg->max_key = (uint32_t)n; break;
@@ -159,6 +229,15 @@ int server_config_parse(int argc, char **argv, server_config *cfg, char *err, si
     if (!cfg->name[0] || !cfg->dir[0]) {
         snprintf(err, errlen, "--name and --dir are required");
         return -1;
+    }
+    if (cfg->locator && cfg->nlocators) {
+        snprintf(err, errlen, "--locators is for servers; a locator is the cluster's locator");
+        return -1;
+    }
+    if (cfg->locator) {
+        if (!cfg->port_given)
+            cfg->port = AGATE_DEFAULT_LOCATOR_PORT;
+        cfg->threads = 1; /* the locator's state lives on one thread */
     }
     if (cfg->max_key > cfg->max_frame || cfg->max_value > cfg->max_frame) {
         snprintf(err, errlen, "--max-key-size and --max-value-size must not exceed --max-frame-size");

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct server_config {
@@ -18,7 +19,17 @@ typedef struct server_config {
     uint32_t max_value;
     uint32_t max_depth;
     int log_level;
+    bool locator;          /* --role=locator */
+    bool port_given;
+    /* --locators: "host:port" each */
+    int nlocators;
+    char locators[8][80];
+    int member_timeout_ms; /* locator: when a silent member is suspected; members: lease */
+    int recovery_delay_ms; /* locator: -1 = no automatic redundancy recovery */
 } server_config;
+
+/* Parses "host[port]" or "host:port" lists into cfg->locators. 0 or -1. */
+int server_config_parse_locators(server_config *cfg, const char *list, char *err, size_t errlen);
 
 /* Parses argv. Returns 0 (run), 1 (help or version was printed: exit 0), or
  * -1 with a message in err (a usage error: exit 2). */

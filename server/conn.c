@@ -86,6 +86,11 @@ conn_t *conn_new(worker_t *w, int fd)
 void conn_free(conn_t *c)
 {
     worker_t *w = c->w;
+    if (c->dead)
+        return;
+    if (c->on_close)
+        c->on_close(c, c->on_close_arg);
+    c->on_close = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else if (w->conns == c)
@@ -96,14 +101,36 @@ void conn_free(conn_t *c)
         event_free(c->rev);
     if (c->wev)
         event_free(c->wev);
+    c->rev = c->wev = NULL;
     close(c->fd);
+    c->fd = -1;
     buf_free(&c->in);
     buf_free(&c->out);
     atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
     log_debug("connection from %s closed", c->peer);
-    free(c);
+    c->dead = true;
+    c->prev = c->next = NULL;
+    if (c->waits == 0)
+        free(c);
     if (w->draining && !w->conns)
         event_base_loopbreak(w->base);
+}
+
+void conn_wait_done(conn_t *c)
+{
+    if (--c->waits == 0 && c->dead)
+        free(c);
+}
+
+void conn_kick(conn_t *c)
+{
+    if (c->dead)
+        return;
+    if (c->out_failed) {
+        conn_free(c);
+        return;
+    }
+    event_add(c->wev, NULL);
 }
 
 /* Writes as much output as the socket takes. Returns 0, or -1 if the
@@ -214,9 +241,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     if (n < 0)
         return;
     c->in.len += (size_t)n;
-    qsbr_online(w->srv->qsbr, w->id);
+    worker_enter(w);
     pump(c);
-    qsbr_offline(w->srv->qsbr, w->id);
+    worker_leave(w);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -231,9 +258,9 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     if ((backlog_waits || c->w->draining) && buf_readable(&c->out) < OUT_LOW_WATER) {
         /* requests already buffered were waiting for room, or we are
          * draining and must close once everything is answered */
-        qsbr_online(w->srv->qsbr, w->id);
+        worker_enter(w);
         pump(c);
-        qsbr_offline(w->srv->qsbr, w->id);
+        worker_leave(w);
         return;
     }
     if (buf_readable(&c->out) == 0) {

@@ -22,6 +22,13 @@ typedef struct conn {
     bool reading_paused;    /* output above the high-water mark */
     char peer[128]; /* "ip:port", then " (client name)" after HELLO */
     struct conn *prev, *next;
+    /* Replies still owed by other parts of the server (a write waiting for
+     * its copies): the struct outlives the socket until they are done. */
+    uint32_t waits;
+    bool dead;               /* socket closed; freed when waits reaches 0 */
+    /* Called once when the socket closes (the locator tracks member conns). */
+    void (*on_close)(struct conn *c, void *arg);
+    void *on_close_arg;
 } conn_t;
 
 /* Takes ownership of fd and starts reading. NULL (fd closed) on failure. */
@@ -31,6 +38,10 @@ void conn_free(conn_t *c);
 /* The worker is stopping: answer the requests already read, read no more,
  * and close once the replies are sent. May free c. */
 void conn_drain(conn_t *c);
+/* A late reply was appended to c->out: send it. Not for dead conns. */
+void conn_kick(conn_t *c);
+/* One owed reply was delivered (or dropped): frees a dead conn at zero. */
+void conn_wait_done(conn_t *c);
 /* msgpack_packer write callback appending to c->out (data = conn_t *). */
 int conn_pack_write(void *data, const char *p, size_t n);
 

@@ -113,7 +113,8 @@ int member_id_load(const char *dir, uint32_t *id)
 int status_write(const server_config *cfg, int port, const char *state)
 {
     char text[512];
-    snprintf(text, sizeof(text), "pid=%ld\nname=%s\nrole=server\nbind=%s\nport=%d\nstate=%s\n",
-             (long)getpid(), cfg->name, cfg->bind, port, state);
+    snprintf(text, sizeof(text), "pid=%ld\nname=%s\nrole=%s\nbind=%s\nport=%d\nstate=%s\n",
+             (long)getpid(), cfg->name, cfg->locator ? "locator" : "server", cfg->bind, port,
+             state);
     return write_atomically(cfg->dir, "agated.status", text);
 }

@@ -4,6 +4,7 @@
 #include "common/mpw.h"
 #include "common/proto.h"
 #include "server/command.h"
+#include "server/locator.h"
 #include "server/request.h"
 
 static void ctx_init(req_ctx *x, conn_t *c, const msg_request *req, const command *cmd)
@@ -59,7 +60,8 @@ void dispatch_frame(conn_t *c, const uint8_t *body, uint32_t len)
                                              : "malformed frame body (expected [0, id, opcode, ...])");
         return;
     }
-    const command *cmd = command_lookup(req.op);
+    const command *cmd = c->w->srv->is_locator ? locator_command_lookup(req.op)
+                                               : command_lookup(req.op);
     ctx_init(&x, c, &req, cmd);
     if (!c->handshaken && req.op != OP_HELLO) {
         reply_error(&x, ST_NO_HANDSHAKE, "the first request must be HELLO");

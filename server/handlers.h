@@ -9,6 +9,8 @@ void handle_ping(req_ctx *x);
 void handle_server_info(req_ctx *x);
 
 void handle_region_create(req_ctx *x);
+/* REGION_CREATE's arguments into cfg (checked); answers errors itself. */
+int region_create_args(req_ctx *x, region_config *cfg, bool *if_not_exists);
 void handle_region_destroy(req_ctx *x);
 void handle_region_list(req_ctx *x);
 void handle_region_describe(req_ctx *x);
@@ -24,5 +26,11 @@ void handle_put_all(req_ctx *x);
 void handle_get_all(req_ctx *x);
 void handle_keys(req_ctx *x);
 void handle_entries(req_ctx *x);
+
+/* clusters, on members (handlers_cluster.c) */
+void handle_cluster_map(req_ctx *x);
+void handle_replicate(req_ctx *x);
+void handle_image_page(req_ctx *x);
+void handle_peer_heartbeat(req_ctx *x);
 
 #endif

@@ -57,8 +57,7 @@ static int read_create_options(req_ctx *x, region_config *cfg, bool *if_not_exis
     return 0;
 }
 
-/* Parses name, type and options into cfg. */
-static int read_create(req_ctx *x, region_config *cfg, bool *if_not_exists)
+int region_create_args(req_ctx *x, region_config *cfg, bool *if_not_exists)
 {
     const uint8_t *p, *t;
     uint32_t n, tn;
@@ -99,7 +98,12 @@ void handle_region_create(req_ctx *x)
     region_config cfg;
     bool if_not_exists;
     region_type existing;
-    if (read_create(x, &cfg, &if_not_exists))
+    if (x->srv->clustered) {
+        reply_error(x, ST_BAD_REQUEST, "this server is a member of a cluster: create regions "
+                                       "through its locator (%s)", x->srv->cfg.locators[0]);
+        return;
+    }
+    if (region_create_args(x, &cfg, &if_not_exists))
         return;
     int rc = registry_create(x->srv->registry, &cfg, if_not_exists, &existing);
     if (rc == -EEXIST) {
@@ -121,6 +125,11 @@ void handle_region_destroy(req_ctx *x)
 {
     const uint8_t *p;
     uint32_t n;
+    if (x->srv->clustered) {
+        reply_error(x, ST_BAD_REQUEST, "this server is a member of a cluster: destroy regions "
+                                       "through its locator (%s)", x->srv->cfg.locators[0]);
+        return;
+    }
     if (arg_str(x, 0, &p, &n))
         return;
     size_t len = n;

@@ -65,8 +65,9 @@ void handle_hello(req_ctx *x)
     const server_config *cfg = &x->srv->cfg;
     msgpack_packer *pk = &x->pk;
     reply_head(x, ST_OK, 1);
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     mpw_kv_str(pk, "server", cfg->name);
+    mpw_kv_str(pk, "role", x->srv->is_locator ? "locator" : "server");
     mpw_kv_uint(pk, "member_id", x->srv->member_id);
     mpw_kv_uint(pk, "protocol", AGATE_PROTO_VERSION);
     mpw_kv_str(pk, "version", AGATE_VERSION);
@@ -74,7 +75,7 @@ void handle_hello(req_ctx *x)
     mpw_kv_uint(pk, "max_key", cfg->max_key);
     mpw_kv_uint(pk, "max_value", cfg->max_value);
     mpw_kv_uint(pk, "max_depth", cfg->max_depth);
-    mpw_kv_uint(pk, "metadata_version", 0);
+    mpw_kv_uint(pk, "metadata_version", atomic_load(&x->srv->metadata_version));
     reply_done(x);
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "server/daemon_files.h"
+#include "server/locator.h"
+#include "server/member.h"
 #include "server/server.h"
 #include "server/worker.h"
 
@@ -48,7 +51,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     server_t *srv = arg;
-    if (atomic_load(&srv->shutting_down)) {
+    if (atomic_load(&srv->shutting_down) == 1) {
         close(fd);
         return;
     }
@@ -86,12 +89,23 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     log_warn("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
+static void on_left(server_t *srv)
+{
+    atomic_store(&srv->shutting_down, 1);
+    event_base_loopbreak(srv->base);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     server_t *srv = arg;
     log_info("received %s; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    atomic_store(&srv->shutting_down, 1);
-    event_base_loopbreak(srv->base);
+    if (srv->agent && !atomic_load(&srv->shutting_down)) {
+        /* a member first hands its primaries to other members */
+        atomic_store(&srv->shutting_down, 2);
+        member_leave(srv, on_left);
+        return;
+    }
+    on_left(srv);
 }
 
 static void on_reclaim(evutil_socket_t fd, short what, void *arg)
@@ -188,11 +202,20 @@ static int serve(server_t *srv, int listen_fd)
         return -1;
     }
     evconnlistener_set_error_cb(srv->listener, on_accept_error);
+    if (srv->is_locator && locator_start(srv)) {
+        log_error("cannot start the locator");
+        return -1;
+    }
+    if (srv->clustered && member_start(srv)) {
+        log_error("cannot start the cluster agent");
+        return -1;
+    }
     int rc = status_write(&srv->cfg, srv->port, "running");
     if (rc)
         log_warn("cannot write agated.status: %s", strerror(-rc));
-    log_info("member %s (id %u) listening on %s:%d with %d worker threads", srv->cfg.name,
-             srv->member_id, srv->cfg.bind, srv->port, srv->nworkers);
+    log_info("%s %s (id %u) listening on %s:%d with %d worker threads",
+             srv->is_locator ? "locator" : "member", srv->cfg.name, srv->member_id, srv->cfg.bind,
+             srv->port, srv->nworkers);
     event_base_dispatch(srv->base);
     event_free(sigterm);
     event_free(sigint);
@@ -213,6 +236,10 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads(); /* the control thread adds events to workers' bases */
+    pthread_mutex_init(&srv.peers_lock, NULL);
+    srv.is_locator = srv.cfg.locator;
+    srv.clustered = srv.cfg.nlocators > 0;
     srv.started = time(NULL);
     int listen_fd;
     if (prepare(&srv, &listen_fd))
@@ -226,7 +253,9 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = serve(&srv, listen_fd);
+    member_stop(&srv);
     stop_all(&srv);
+    locator_stop(&srv);
     event_base_free(srv.base);
     status_write(&srv.cfg, srv.port, "stopped");
     log_info("member %s stopped", srv.cfg.name);

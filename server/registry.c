@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct registry_view {
 struct registry {
     qsbr_t *q;
     uint32_t member_id;
+    bool clustered; /* regions created from now on are copies in a cluster */
     pthread_mutex_t write_lock; /* serialises create/destroy */
     _Atomic(registry_view *) view;
 };
@@ -144,6 +146,8 @@ int registry_create(registry_t *reg, const region_config *cfg, int if_not_exists
     region_t *r = region_new(cfg, reg->member_id);
     if (!r)
         goto out;
+    if (reg->clustered)
+        region_set_clustered(r);
     region_t **all = malloc((cur->n + 1) * sizeof(*all));
     if (!all) {
         region_free(r);
@@ -194,3 +198,5 @@ out:
     pthread_mutex_unlock(&reg->write_lock);
     return rc;
 }
+
+void registry_set_clustered(registry_t *reg) { reg->clustered = true; }

@@ -2,7 +2,9 @@
 #ifndef AGATE_SERVER_SERVER_H
 #define AGATE_SERVER_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -13,6 +15,15 @@
 struct worker;
 struct event_base;
 struct evconnlistener;
+struct member_agent;
+struct locator;
+
+/* A peer member's address, as the cluster map gives it. */
+typedef struct peer_addr {
+    uint32_t id;
+    char host[72];
+    uint16_t port;
+} peer_addr;
 
 typedef struct server {
     server_config cfg;
@@ -27,6 +38,20 @@ typedef struct server {
     int port;                /* the port actually bound */
     time_t started;
     _Atomic int shutting_down;
+
+    /* Clusters (server/cluster.h). */
+    bool clustered;                   /* a server member of a cluster (--locators) */
+    bool is_locator;                  /* --role=locator */
+    struct member_agent *agent;       /* the member's control plane (main thread) */
+    struct locator *locator;          /* the locator's state (worker 0's thread) */
+    _Atomic int64_t lease_until_ms;   /* CLOCK_MONOTONIC ms; primaries serve before it */
+    _Atomic uint64_t metadata_version;
+    pthread_mutex_t peers_lock;       /* guards peers, npeers */
+    peer_addr *peers;                 /* the view's members (other than this one) */
+    size_t npeers;
+    _Atomic uint64_t peers_version;   /* bumped when peers changes */
+    uint8_t *map_blob;                /* the cluster map as last applied (peers_lock) */
+    size_t map_len;
 } server_t;
 
 #endif

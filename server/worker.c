@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "server/conn.h"
+#include "server/replicate.h"
 
 /* How long a stopping worker may spend answering what it has already read. */
 #define WORKER_DRAIN_MS 5000
@@ -42,9 +43,11 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read(fd, fds, sizeof(fds));
     if (n <= 0)
         return;
-    qsbr_online(w->srv->qsbr, w->id);
+    worker_enter(w);
     for (ssize_t i = 0; i < n / (ssize_t)sizeof(int); i++) {
-        if (fds[i] < 0)
+        if (fds[i] == WORKER_NOTE_VIEW)
+            repl_view_changed(w);
+        else if (fds[i] < 0)
             w->draining = true;
         else if (w->draining)
             close(fds[i]); /* accepted just before the stop */
@@ -53,7 +56,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     }
     if (w->draining)
         start_draining(w);
-    qsbr_offline(w->srv->qsbr, w->id);
+    worker_leave(w);
 }
 
 static void *worker_main(void *arg)
@@ -63,6 +66,8 @@ static void *worker_main(void *arg)
     /* the drain deadline passed (or nothing was left): close the rest */
     while (w->conns)
         conn_free(w->conns);
+    repl_free(w->repl);
+    w->repl = NULL;
     return NULL;
 }
 
@@ -101,6 +106,12 @@ int worker_handoff(worker_t *w, int fd)
         n = write(w->notify_wr, &fd, sizeof(fd));
     while (n < 0 && errno == EINTR);
     return n == sizeof(fd) ? 0 : -errno;
+}
+
+void worker_note(worker_t *w, int note)
+{
+    if (w->base && write(w->notify_wr, &note, sizeof(note)) != sizeof(note))
+        log_error("worker %d: cannot notify: %s", w->id, strerror(errno));
 }
 
 void worker_signal_stop(worker_t *w)

@@ -26,6 +26,8 @@ typedef struct worker {
     struct conn *conns;       /* all open connections, for shutdown */
     buf_t scratch;            /* per-worker temporary space for handlers */
     bool draining;            /* stopping: answer what was read, read nothing new */
+    struct repl *repl;        /* replication links and waits (server/replicate.h) */
+    int online_depth;         /* nesting of worker_enter */
     /* statistics: written only by this worker, read by any */
     _Alignas(64) _Atomic uint64_t nconns;
     _Atomic uint64_t ops[WORKER_OPS_TRACKED];
@@ -36,12 +38,29 @@ int worker_start(worker_t *w, server_t *srv, int id);
 /* Gives an accepted, non-blocking socket to w. Called from the listener
  * thread. 0 or -errno (then the caller closes fd). */
 int worker_handoff(worker_t *w, int fd);
+/* Notes a worker can be sent through its notify pipe (fds are >= 0). */
+#define WORKER_NOTE_STOP (-1)
+#define WORKER_NOTE_VIEW (-2) /* the cluster view changed */
+void worker_note(worker_t *w, int note);
 /* Asks w to stop: it reads nothing new, answers every request it has read,
  * closes each connection once its replies are sent, and exits when all are
  * closed or drain_ms have passed (then the rest are closed as they are). */
 void worker_signal_stop(worker_t *w);
 /* Waits for a signalled worker to exit and frees it. */
 void worker_join(worker_t *w);
+/* Marks the worker online for QSBR (it may hold region pointers) for the
+ * duration of an event callback; nests. */
+static inline void worker_enter(worker_t *w)
+{
+    if (w->online_depth++ == 0)
+        qsbr_online(w->srv->qsbr, w->id);
+}
+static inline void worker_leave(worker_t *w)
+{
+    if (--w->online_depth == 0)
+        qsbr_offline(w->srv->qsbr, w->id);
+}
+
 /* Counts one processed request of opcode op. */
 static inline void worker_count_op(worker_t *w, uint32_t op)
 {

@@ -1,0 +1,22 @@
+/* region_impl.h - the region's insides, shared by region.c and
+ * region_cluster.c only. */
+#ifndef AGATE_REGION_REGION_IMPL_H
+#define AGATE_REGION_REGION_IMPL_H
+
+#include "common/hash.h"
+#include "region/bucket.h"
+#include "region/region.h"
+
+struct region {
+    region_config cfg;
+    uint32_t member_id;
+    bool clustered;    /* removes leave tombstones; set before first use */
+    bucket_t *buckets; /* cfg.total_num_buckets of them, cache-line aligned */
+};
+
+static inline bucket_t *bucket_for(region_t *r, uint64_t hash)
+{
+    return &r->buckets[hash_bucket(hash, r->cfg.total_num_buckets)];
+}
+
+#endif
