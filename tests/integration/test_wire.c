@@ -2200,7 +2200,7 @@ START_TEST(usage_errors_exit_2)
         {"--port=70000", NULL, NULL},
         {"--max-depth=0", NULL, NULL},
         {"--max-frame-size=100", "--max-value-size=1000", NULL}, /* value above frame */
-        {"--role=locator", NULL, NULL},
+        {"--role=witness", NULL, NULL},
         {"stray", NULL, NULL},
     };
     char *dir = tu_mkdtemp("usage");
