@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/router.h"
 #include "common/mpw.h"
 #include "common/proto.h"
 
@@ -49,23 +50,35 @@ int client_async_complete(agate_client *c, const client_pending_entry *e,
     return drop ? AGATE_EPROTO : 0;
 }
 
-/* Queues [region, key] or [region, key, value] as op. */
-static int queue_keyed(agate_client *c, int op, const char *region, const void *key,
-                       size_t klen, const void *value, size_t vlen, agate_reply_cb cb,
-                       void *arg)
+int client_queue_keyed(agate_client *c, int op, const char *region, const void *key,
+                       size_t klen, const void *value, size_t vlen, const client_evid *ev,
+                       agate_reply_cb cb, void *arg)
 {
     int rc = client_check_keyed(c, region, key, klen);
     if (rc)
         return rc;
     client_req rq;
-    rc = client_req_begin(c, &rq, op, value ? 3 : 2, NULL, cb, arg, 0);
+    rc = client_req_begin(c, &rq, op, (value ? 3 : 2) + (ev != NULL), NULL, cb, arg, 0);
     if (rc)
         return rc;
     int e = mpw_cstr(&rq.pk, region);
     e |= client_pack_key(&rq.pk, key, klen);
     if (value)
         e |= mpw_raw(&rq.pk, value, vlen);
+    if (ev)
+        e |= client_pack_evid(&rq.pk, ev);
     return client_req_end(c, &rq, e);
+}
+
+/* A keyed async request: through the router in a cluster, else queued on
+ * this connection. */
+static int queue_keyed(agate_client *c, int op, const char *region, const void *key,
+                       size_t klen, const void *value, size_t vlen, agate_reply_cb cb,
+                       void *arg)
+{
+    if (c->router)
+        return router_async_submit(c, op, region, key, klen, value, vlen, cb, arg);
+    return client_queue_keyed(c, op, region, key, klen, value, vlen, NULL, cb, arg);
 }
 
 int agate_put_async(agate_client *c, const char *region, const void *key, size_t klen,
@@ -93,12 +106,24 @@ int agate_remove_async(agate_client *c, const char *region, const void *key, siz
     return queue_keyed(c, OP_REMOVE, region, key, klen, NULL, 0, cb, arg);
 }
 
-size_t agate_pending(const agate_client *c) { return c ? c->pend.live : 0; }
+size_t agate_pending(const agate_client *c)
+{
+    if (c && c->router)
+        return router_pending(c);
+    return c ? c->pend.live : 0;
+}
 
-int agate_fd(const agate_client *c) { return c ? c->fd : -1; }
+int agate_fd(const agate_client *c)
+{
+    if (c && c->router)
+        return router_fd(c);
+    return c ? c->fd : -1;
+}
 
 int agate_wants_write(const agate_client *c)
 {
+    if (c && c->router)
+        return router_wants_write(c);
     return c && c->fd >= 0 && buf_readable(&c->out) > 0;
 }
 
@@ -121,6 +146,8 @@ int agate_flush(agate_client *c, int timeout_ms)
     int rc = client_check_blocking(c, "agate_flush");
     if (rc)
         return rc;
+    if (c->router)
+        return router_flush(c, timeout_ms);
     uint64_t gen = c->gen;
     /* reads (and runs callbacks) while it waits to write, so a server
      * blocked on sending us replies cannot deadlock with us */
@@ -137,6 +164,8 @@ int agate_wait(agate_client *c, int timeout_ms)
     int rc = client_check_blocking(c, "agate_wait");
     if (rc)
         return rc;
+    if (c->router)
+        return router_wait(c, timeout_ms);
     uint64_t gen = c->gen;
     rc = client_io_run(c, nothing_pending, NULL, timeout_ms);
     /* a connection failure completes everything, so the loop "succeeds":
@@ -153,6 +182,8 @@ int agate_process(agate_client *c)
     int rc = client_check_blocking(c, "agate_process");
     if (rc)
         return rc;
+    if (c->router)
+        return router_process(c);
     if (c->fd < 0)
         return 0; /* a failure already completed everything */
     uint64_t gen = c->gen;

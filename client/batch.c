@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/router.h"
 #include "common/frame.h"
 #include "common/mpw.h"
 #include "common/proto.h"
@@ -28,16 +29,27 @@ typedef struct batch_spec {
     size_t (*item_size)(const void *items, size_t i); /* bytes packed */
     int (*pack_item)(msgpack_packer *pk, const void *items, size_t i);
     const void *items;
-    /* get_all remembers each batch's range to check and place its reply */
+    /* get_all remembers each batch's range to check and place its reply;
+     * put_all with item_rc too, to record each batch's outcome */
     batch_range *ranges;
     size_t nranges, capranges;
+    /* put_all in a cluster: per-item event sequence numbers (a batch sends
+     * [client_id, seq of its first item] and holds consecutive ones only),
+     * and per-item outcomes; NULL when not wanted */
+    const uint64_t *seqs;
+    uint64_t client_id;
+    int *item_rc;
+    client_done_fn done; /* completion of each batch; NULL: client_call_done */
 } batch_spec;
 
+/* Bytes of an event id argument [uint64, uint64] (upper bound). */
+#define EVID_SIZE 19
+
 /* Body bytes of a batch request besides its items (upper bound). */
-static size_t batch_overhead(const char *region)
+static size_t batch_overhead(const batch_spec *s)
 {
     /* array header, kind, id (uint64), opcode, region str, container */
-    return 1 + 1 + 9 + 1 + 5 + strlen(region) + 5;
+    return 1 + 1 + 9 + 1 + 5 + strlen(s->region) + 5 + (s->seqs ? EVID_SIZE : 0);
 }
 
 static int remember_range(agate_client *c, batch_spec *s, size_t start, size_t count)
@@ -62,7 +74,10 @@ static int queue_batch(agate_client *c, client_call *call, batch_spec *s, size_t
 {
     client_req rq;
     size_t start = *next;
-    int rc = client_call_begin(c, call, &rq, s->op, 2, s->nranges);
+    int rc = client_check_blocking(c, proto_op_name(s->op));
+    if (!rc)
+        rc = client_req_begin(c, &rq, s->op, s->seqs ? 3 : 2, s->done ? s->done : client_call_done,
+                              NULL, call, s->nranges);
     if (rc)
         return rc;
     int e = mpw_cstr(&rq.pk, s->region);
@@ -76,20 +91,34 @@ static int queue_batch(agate_client *c, client_call *call, batch_spec *s, size_t
         size_t body = c->out.len - c->out.rpos - body_rel;
         if (i > start && body + s->item_size(s->items, i) > target)
             break;
+        if (i > start && s->seqs && s->seqs[i] != s->seqs[i - 1] + 1)
+            break; /* one event id covers consecutive sequence numbers only */
         e |= s->pack_item(&rq.pk, s->items, i);
         i++;
     }
     if (!e)
         client_put_be32(c->out.data + c->out.rpos + head_rel + 1, (uint32_t)(i - start));
-    if (s->op == OP_GET_ALL) {
-        if (!e && remember_range(c, s, start, i - start)) {
+    if (s->seqs) {
+        client_evid ev = {s->client_id, s->seqs[start]};
+        e |= client_pack_evid(&rq.pk, &ev);
+    }
+    bool remembered = false;
+    if ((s->op == OP_GET_ALL || s->item_rc) && !e) {
+        if (remember_range(c, s, start, i - start)) {
             client_req_abort(c, &rq);
             return AGATE_ENOMEM;
         }
+        remembered = true;
     }
     rc = client_call_end(c, call, &rq, e);
-    if (rc)
+    if (rc) {
+        if (remembered)
+            s->nranges--; /* the batch was rolled back: its items stay unsent */
         return rc;
+    }
+    if (s->item_rc) /* sent: "no answer" until its reply says otherwise */
+        for (size_t j = start; j < i; j++)
+            s->item_rc[j] = AGATE_ETIMEDOUT;
     *next = i;
     return 0;
 }
@@ -140,7 +169,7 @@ static int run_batches(agate_client *c, client_call *call, batch_spec *s)
  * anything is sent: an item that cannot fit in any frame. */
 static int check_fits(agate_client *c, const batch_spec *s)
 {
-    size_t fixed = batch_overhead(s->region);
+    size_t fixed = batch_overhead(s);
     for (size_t i = 0; i < s->n; i++) {
         size_t sz = s->item_size(s->items, i);
         if (fixed + sz > c->max_frame)
@@ -176,7 +205,7 @@ static int kv_pack(msgpack_packer *pk, const void *items, size_t i)
 
 /* Each value must be exactly one object: inside a map a short or long value
  * would shift the following keys and values instead of being rejected. */
-static int check_kvs(agate_client *c, const agate_kv *kvs, size_t n)
+int client_check_kvs(agate_client *c, const agate_kv *kvs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int rc = client_check_keyed(c, "", kvs[i].key, kvs[i].klen);
@@ -204,6 +233,44 @@ static int ok_count(agate_client *c, client_call *call, const msg_response *r, u
     return 0;
 }
 
+/* Records a put_all batch's outcome for its items, then completes it as
+ * every synchronous request is. */
+static int put_all_done(agate_client *c, const msg_response *r, int err, void *arg,
+                        uintptr_t aux)
+{
+    client_call *call = arg;
+    batch_spec *s = call->out2;
+    const batch_range *range = &s->ranges[aux];
+    int rc = !r ? err : r->status == ST_OK ? 0 : client_status_error(r->status);
+    for (size_t j = 0; j < range->count; j++)
+        s->item_rc[range->start + j] = rc;
+    return client_call_done(c, r, err, arg, aux);
+}
+
+int client_put_all_ev(agate_client *c, const char *region, const agate_kv *kvs, size_t n,
+                      uint64_t client_id, const uint64_t *seqs, int *item_rc)
+{
+    for (size_t i = 0; i < n; i++)
+        item_rc[i] = CLIENT_NOT_SENT;
+    if (n == 0)
+        return 0;
+    int rc = client_ensure_conn(c);
+    batch_spec s = {.op = OP_PUT_ALL, .region = region, .container = 0xdf, .n = n,
+                    .item_size = kv_size, .pack_item = kv_pack, .items = kvs,
+                    .seqs = seqs, .client_id = client_id, .item_rc = item_rc,
+                    .done = put_all_done};
+    if (!rc)
+        rc = check_fits(c, &s);
+    if (rc)
+        return rc;
+    client_call call;
+    client_call_init(&call, ok_count, NULL);
+    call.out2 = &s;
+    rc = run_batches(c, &call, &s);
+    free(s.ranges);
+    return rc;
+}
+
 int agate_put_all(agate_client *c, const char *region, const agate_kv *kvs, size_t n)
 {
     if (!c)
@@ -215,7 +282,9 @@ int agate_put_all(agate_client *c, const char *region, const agate_kv *kvs, size
         return client_err(c, AGATE_EINVAL, "no region name or entries");
     if (n == 0)
         return 0;
-    rc = check_kvs(c, kvs, n);
+    rc = client_check_kvs(c, kvs, n);
+    if (!rc && c->router)
+        return router_put_all(c, region, kvs, n);
     if (!rc)
         rc = client_ensure_conn(c); /* for the server's frame limit */
     batch_spec s = {.op = OP_PUT_ALL, .region = region, .container = 0xdf, .n = n,
@@ -331,5 +400,7 @@ int agate_get_all(agate_client *c, const char *region, const agate_key *keys, si
         if (rc)
             return item_error(c, rc, "key", i);
     }
+    if (n > 0 && c->router)
+        return router_get_all(c, region, keys, n, values);
     return n == 0 ? 0 : get_all_halving(c, region, keys, n, values);
 }

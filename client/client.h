@@ -120,10 +120,31 @@ struct agate_client {
     int closing;         /* agate_client_free in progress: no reconnect */
     int fail_rc;         /* error of the last connection failure */
 
+    /* Clusters (router.h). A client is either a single-server client (router
+     * NULL) or a router whose connections are plain child clients. */
+    struct client_router *router;
+    int plain;           /* a router's child: never switches to routing itself */
+    int hello_locator;   /* the HELLO reply said role "locator" */
+    uint64_t hello_mdv;  /* the HELLO reply's metadata_version (0: stand-alone) */
+    uint64_t client_id;  /* event ids (docs/cluster.md): random, chosen at creation */
+    uint64_t next_seq;   /* next event sequence number; starts at 1 */
+
     char errmsg[CLIENT_ERRMSG_MAX];    /* agate_errmsg */
     char failmsg[CLIENT_ERRMSG_MAX];   /* why the connection was dropped */
     char replymsg[CLIENT_ERRMSG_MAX];  /* agate_reply.errmsg of a callback */
 };
+
+/* ---- Event ids (docs/cluster.md, "Event ids") ------------------------- */
+
+/* The optional last argument of PUT, REMOVE and PUT_ALL in a cluster. Only
+ * a router sends it; a single-server client never does. */
+typedef struct client_evid {
+    uint64_t client_id;
+    uint64_t seq;
+} client_evid;
+
+/* Packs [client_id, seq]. Returns the packer's error (0 on success). */
+int client_pack_evid(msgpack_packer *pk, const client_evid *ev);
 
 /* ---- Errors (error.c) ------------------------------------------------ */
 
@@ -172,6 +193,13 @@ int client_ensure_conn(agate_client *c);
 /* AGATE_EINVAL when called from inside a callback, where blocking calls
  * would re-enter the reply dispatcher. */
 int client_check_blocking(agate_client *c, const char *what);
+/* A new plain client (never routes) with parent's timeouts and name, not
+ * connected. NULL if out of memory. */
+agate_client *client_child_new(const agate_client *parent);
+/* Moves src's connection (socket, buffers, outstanding requests, server
+ * list, limits) into dst, which must be new and unconnected; src is left
+ * unconnected with an empty server list. */
+void client_conn_move(agate_client *dst, agate_client *src);
 
 /* ---- Requests (request.c) -------------------------------------------- */
 
@@ -236,6 +264,34 @@ int client_call_begin(agate_client *c, client_call *call, client_req *rq, int op
 int client_simple_call(agate_client *c, client_call *call, int op, const char *name);
 /* client_req_end, counting the request into call. */
 int client_call_end(agate_client *c, client_call *call, client_req *rq, int pack_err);
+
+/* ---- Single-server operations with event ids (ops.c, async.c, batch.c) --
+ * The bodies of agate_put, agate_remove, the *_async calls and
+ * agate_put_all for one connection; ev (may be NULL: none sent) is
+ * appended as the last argument. A router calls them on its children. */
+
+int client_put(agate_client *c, const char *region, const void *key, size_t klen,
+               const void *value, size_t vlen, const client_evid *ev);
+int client_remove(agate_client *c, const char *region, const void *key, size_t klen,
+                  const client_evid *ev);
+/* Queues [region, key], [region, key, value] (+ ev) as op with callback cb. */
+int client_queue_keyed(agate_client *c, int op, const char *region, const void *key,
+                       size_t klen, const void *value, size_t vlen, const client_evid *ev,
+                       agate_reply_cb cb, void *arg);
+
+/* item_rc value of an entry whose batch was never queued. */
+#define CLIENT_NOT_SENT 1
+/* agate_put_all's checks of every entry (keys, values one object each). */
+int client_check_kvs(agate_client *c, const agate_kv *kvs, size_t n);
+/* put_all of kvs[0..n) where entry i carries event sequence seqs[i]: each
+ * batch sends [client_id, seq of its first entry], and a batch ends where
+ * the sequences stop being consecutive. Entries must have been checked
+ * (client_check_kvs). item_rc (n ints, caller-owned) gets, per entry, 0 when
+ * its batch was applied, the batch's AGATE_E* error (AGATE_EIO or
+ * AGATE_ETIMEDOUT: no answer, it may have been applied), or CLIENT_NOT_SENT.
+ * Returns 0 or the first error. */
+int client_put_all_ev(agate_client *c, const char *region, const agate_kv *kvs, size_t n,
+                      uint64_t client_id, const uint64_t *seqs, int *item_rc);
 
 /* ---- Reply results (results.c) --------------------------------------- */
 

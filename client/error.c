@@ -27,6 +27,7 @@ const char *agate_strerror(int err)
     case AGATE_ESHUTTING_DOWN: return "server shutting down";
     case AGATE_ESERVER: return "internal server error";
     case AGATE_EREDIRECT: return "not primary for the key";
+    case AGATE_EUNAVAILABLE: return "the cluster cannot serve the key now";
     default: return "unknown error";
     }
 }
@@ -60,6 +61,8 @@ int client_status_error(int status)
     case ST_BAD_ARGUMENT: return AGATE_EBAD_ARGUMENT;
     /* the server ran out of memory, not us; the message says so */
     case ST_NO_MEMORY: return AGATE_ESERVER;
+    /* the member cannot serve the bucket right now: a router retries */
+    case ST_UNAVAILABLE: return AGATE_EUNAVAILABLE;
     default:
         /* an unknown error status from a newer server is still an error;
          * an unknown outcome (3..9) is something we cannot interpret */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/router.h"
 #include "common/mpw.h"
 #include "common/proto.h"
 
@@ -75,9 +76,17 @@ static int ok_uint(agate_client *c, client_call *call, const msg_response *r, ui
 
 /* ---- Operations -------------------------------------------------------- */
 
-/* Sends [region, key] or [region, key, value] as op and waits. */
+int client_pack_evid(msgpack_packer *pk, const client_evid *ev)
+{
+    return msgpack_pack_array(pk, 2) | msgpack_pack_uint64(pk, ev->client_id) |
+           msgpack_pack_uint64(pk, ev->seq);
+}
+
+/* Sends [region, key] or [region, key, value], plus the event id when ev is
+ * not NULL, as op and waits. */
 static int keyed_call(agate_client *c, client_call *call, int op, const char *region,
-                      const void *key, size_t klen, const void *value, size_t vlen)
+                      const void *key, size_t klen, const void *value, size_t vlen,
+                      const client_evid *ev)
 {
     int rc = client_check_keyed(c, region, key, klen);
     if (!rc && value)
@@ -85,13 +94,15 @@ static int keyed_call(agate_client *c, client_call *call, int op, const char *re
     if (rc)
         return rc;
     client_req rq;
-    rc = client_call_begin(c, call, &rq, op, value ? 3 : 2, 0);
+    rc = client_call_begin(c, call, &rq, op, (value ? 3 : 2) + (ev != NULL), 0);
     if (rc)
         return rc;
     int e = mpw_cstr(&rq.pk, region);
     e |= client_pack_key(&rq.pk, key, klen);
     if (value)
         e |= mpw_raw(&rq.pk, value, vlen);
+    if (ev)
+        e |= client_pack_evid(&rq.pk, ev);
     rc = client_call_end(c, call, &rq, e);
     return rc ? rc : client_call_wait(c, call);
 }
@@ -111,6 +122,8 @@ int agate_ping(agate_client *c)
 {
     if (!c)
         return AGATE_EINVAL;
+    if (c->router)
+        return router_ping(c);
     client_call call;
     client_call_init(&call, NULL, NULL);
     return client_simple_call(c, &call, OP_PING, NULL);
@@ -121,9 +134,21 @@ int agate_server_info(agate_client *c, agate_buf *out)
     if (!c || !out)
         return c ? client_err(c, AGATE_EINVAL, "no output buffer") : AGATE_EINVAL;
     memset(out, 0, sizeof(*out));
+    if (c->router)
+        return router_server_info(c, out);
     client_call call;
     client_call_init(&call, ok_map, out);
     return client_simple_call(c, &call, OP_SERVER_INFO, NULL);
+}
+
+int client_put(agate_client *c, const char *region, const void *key, size_t klen,
+               const void *value, size_t vlen, const client_evid *ev)
+{
+    if (!value || !vlen)
+        return client_check_value(c, value, vlen);
+    client_call call;
+    client_call_init(&call, NULL, NULL);
+    return keyed_call(c, &call, OP_PUT, region, key, klen, value, vlen, ev);
 }
 
 int agate_put(agate_client *c, const char *region, const void *key, size_t klen,
@@ -131,11 +156,12 @@ int agate_put(agate_client *c, const char *region, const void *key, size_t klen,
 {
     if (!c)
         return AGATE_EINVAL;
-    if (!value || !vlen)
-        return client_check_value(c, value, vlen);
-    client_call call;
-    client_call_init(&call, NULL, NULL);
-    return keyed_call(c, &call, OP_PUT, region, key, klen, value, vlen);
+    if (c->router) {
+        router_keyop k = {.op = OP_PUT, .region = region, .key = key, .klen = klen,
+                          .value = value, .vlen = vlen};
+        return router_keyed(c, &k);
+    }
+    return client_put(c, region, key, klen, value, vlen, NULL);
 }
 
 int agate_get(agate_client *c, const char *region, const void *key, size_t klen,
@@ -144,9 +170,13 @@ int agate_get(agate_client *c, const char *region, const void *key, size_t klen,
     if (!c || !value)
         return c ? client_err(c, AGATE_EINVAL, "no output buffer") : AGATE_EINVAL;
     memset(value, 0, sizeof(*value));
+    if (c->router) {
+        router_keyop k = {.op = OP_GET, .region = region, .key = key, .klen = klen, .out = value};
+        return router_keyed(c, &k);
+    }
     client_call call;
     client_call_init(&call, ok_value, value);
-    return keyed_call(c, &call, OP_GET, region, key, klen, NULL, 0);
+    return keyed_call(c, &call, OP_GET, region, key, klen, NULL, 0, NULL);
 }
 
 int agate_get_entry(agate_client *c, const char *region, const void *key, size_t klen,
@@ -155,29 +185,48 @@ int agate_get_entry(agate_client *c, const char *region, const void *key, size_t
     if (!c || !value)
         return c ? client_err(c, AGATE_EINVAL, "no output buffer") : AGATE_EINVAL;
     memset(value, 0, sizeof(*value));
+    if (c->router) {
+        router_keyop k = {.op = OP_GET_ENTRY, .region = region, .key = key, .klen = klen,
+                          .out = value, .ver = ver};
+        return router_keyed(c, &k);
+    }
     client_call call;
     client_call_init(&call, ok_entry, value);
     call.out2 = ver;
-    return keyed_call(c, &call, OP_GET_ENTRY, region, key, klen, NULL, 0);
+    return keyed_call(c, &call, OP_GET_ENTRY, region, key, klen, NULL, 0, NULL);
+}
+
+int client_remove(agate_client *c, const char *region, const void *key, size_t klen,
+                  const client_evid *ev)
+{
+    client_call call;
+    client_call_init(&call, NULL, NULL);
+    return keyed_call(c, &call, OP_REMOVE, region, key, klen, NULL, 0, ev);
 }
 
 int agate_remove(agate_client *c, const char *region, const void *key, size_t klen)
 {
     if (!c)
         return AGATE_EINVAL;
-    client_call call;
-    client_call_init(&call, NULL, NULL);
-    return keyed_call(c, &call, OP_REMOVE, region, key, klen, NULL, 0);
+    if (c->router) {
+        router_keyop k = {.op = OP_REMOVE, .region = region, .key = key, .klen = klen};
+        return router_keyed(c, &k);
+    }
+    return client_remove(c, region, key, klen, NULL);
 }
 
 int agate_contains_key(agate_client *c, const char *region, const void *key, size_t klen)
 {
     if (!c)
         return AGATE_EINVAL;
+    if (c->router) {
+        router_keyop k = {.op = OP_CONTAINS_KEY, .region = region, .key = key, .klen = klen};
+        return router_keyed(c, &k);
+    }
     int present = 0;
     client_call call;
     client_call_init(&call, ok_bool, &present);
-    int rc = keyed_call(c, &call, OP_CONTAINS_KEY, region, key, klen, NULL, 0);
+    int rc = keyed_call(c, &call, OP_CONTAINS_KEY, region, key, klen, NULL, 0, NULL);
     return rc ? rc : present;
 }
 
@@ -187,6 +236,8 @@ int agate_size(agate_client *c, const char *region, uint64_t *count)
         return AGATE_EINVAL;
     if (!region || !count)
         return client_err(c, AGATE_EINVAL, "no region name or output");
+    if (c->router)
+        return router_size(c, region, count);
     client_call call;
     client_call_init(&call, ok_uint, count);
     return client_simple_call(c, &call, OP_SIZE, region);
@@ -198,6 +249,8 @@ int agate_clear(agate_client *c, const char *region, uint64_t *removed)
         return AGATE_EINVAL;
     if (!region)
         return client_err(c, AGATE_EINVAL, "no region name");
+    if (c->router)
+        return router_clear(c, region, removed);
     client_call call;
     client_call_init(&call, ok_uint, removed);
     return client_simple_call(c, &call, OP_CLEAR, region);
@@ -271,6 +324,8 @@ static int scan(agate_client *c, int op, const char *region, uint64_t cursor, ui
         return AGATE_EINVAL;
     if (!region || !page)
         return client_err(c, AGATE_EINVAL, "no region name or page");
+    if (c->router)
+        return router_scan(c, op == OP_ENTRIES, region, cursor, limit, page);
     client_call call;
     client_call_init(&call, ok_page, page);
     client_req rq;

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "client/client.h"
+#include "client/router.h"
 #include "common/mpw.h"
 #include "common/proto.h"
 
@@ -74,6 +75,8 @@ int agate_region_create(agate_client *c, const agate_region_config *cfg)
         return client_err(c, AGATE_EINVAL, "unknown region type %d", (int)cfg->type);
     if (cfg->redundant_copies < -1 || cfg->total_num_buckets < 0)
         return client_err(c, AGATE_EINVAL, "negative redundant_copies or total_num_buckets");
+    if (c->router)
+        return router_region_create(c, cfg);
     client_call call;
     client_req rq;
     client_call_init(&call, NULL, NULL);
@@ -91,6 +94,8 @@ int agate_region_destroy(agate_client *c, const char *name)
         return AGATE_EINVAL;
     if (!name)
         return client_err(c, AGATE_EINVAL, "no region name");
+    if (c->router)
+        return router_region_destroy(c, name);
     client_call call;
     client_call_init(&call, NULL, NULL);
     return client_simple_call(c, &call, OP_REGION_DESTROY, name);
@@ -120,6 +125,8 @@ int agate_region_describe(agate_client *c, const char *name, agate_region_info *
     if (!name || !out)
         return client_err(c, AGATE_EINVAL, "no region name or output");
     *out = NULL;
+    if (c->router)
+        return router_region_describe(c, name, out);
     client_call call;
     client_call_init(&call, ok_describe, out);
     return client_simple_call(c, &call, OP_REGION_DESCRIBE, name);
@@ -163,6 +170,8 @@ int agate_region_list(agate_client *c, agate_region_info **out, size_t *n)
         return client_err(c, AGATE_EINVAL, "no output");
     *out = NULL;
     *n = 0;
+    if (c->router)
+        return router_region_list(c, out, n);
     client_call call;
     client_call_init(&call, ok_list, out);
     call.out2 = n;

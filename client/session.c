@@ -1,12 +1,16 @@
 /* session.c - the client object and its connection lifecycle: creating and
  * freeing, connecting with the HELLO handshake, and reconnecting after a
  * failure. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/router.h"
 #include "common/mpw.h"
 #include "common/proto.h"
 
@@ -34,6 +38,27 @@ static void reset_limits(agate_client *c)
     c->member_id = 0;
     c->max_reply = CLIENT_HANDSHAKE_MAX_REPLY;
     c->parse_depth = HANDSHAKE_DEPTH;
+    c->hello_locator = 0;
+    c->hello_mdv = 0;
+}
+
+/* A random 64-bit client id for event ids: getrandom, else /dev/urandom,
+ * else the clock and pid (distinct enough for a fallback). Never 0. */
+static uint64_t random_client_id(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            v = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^
+                ((uint64_t)getpid() << 32);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    return v ? v : 1;
 }
 
 agate_client *agate_client_new(const agate_options *opts)
@@ -57,10 +82,57 @@ agate_client *agate_client_new(const agate_options *opts)
     }
     c->fd = -1;
     c->next_id = 1; /* id 0 is the server's "no particular request" */
+    c->client_id = random_client_id();
+    c->next_seq = 1;
     buf_init(&c->in);
     buf_init(&c->out);
     reset_limits(c);
     return c;
+}
+
+agate_client *client_child_new(const agate_client *parent)
+{
+    agate_options o;
+    agate_options_init(&o);
+    o.connect_timeout_ms = parent->connect_timeout_ms;
+    o.request_timeout_ms = parent->request_timeout_ms;
+    o.client_name = parent->client_name;
+    agate_client *c = agate_client_new(&o);
+    if (c)
+        c->plain = 1;
+    return c;
+}
+
+#define SWAP(a, b)                                                                                 \
+    do {                                                                                           \
+        __typeof__(a) t_ = (a);                                                                    \
+        (a) = (b);                                                                                 \
+        (b) = t_;                                                                                  \
+    } while (0)
+
+void client_conn_move(agate_client *dst, agate_client *src)
+{
+    SWAP(dst->servers, src->servers);
+    SWAP(dst->nservers, src->nservers);
+    SWAP(dst->cur, src->cur);
+    SWAP(dst->fd, src->fd);
+    SWAP(dst->in, src->in);
+    SWAP(dst->out, src->out);
+    SWAP(dst->pend, src->pend);
+    SWAP(dst->next_id, src->next_id);
+    dst->max_frame = src->max_frame;
+    dst->max_key = src->max_key;
+    dst->max_value = src->max_value;
+    dst->max_depth = src->max_depth;
+    dst->member_id = src->member_id;
+    dst->max_reply = src->max_reply;
+    dst->parse_depth = src->parse_depth;
+    dst->hello_locator = src->hello_locator;
+    dst->hello_mdv = src->hello_mdv;
+    dst->fail_rc = 0;
+    src->gen++; /* anything still looping on src's connection bails out */
+    reset_limits(src);
+    client_servers_free(src);
 }
 
 void agate_client_free(agate_client *c)
@@ -69,6 +141,8 @@ void agate_client_free(agate_client *c)
         return;
     /* no reconnect from the callbacks that run now */
     c->closing = 1;
+    if (c->router)
+        router_free(c);
     client_conn_fail(c, AGATE_EIO, "client closed");
     buf_free(&c->in);
     buf_free(&c->out);
@@ -80,6 +154,8 @@ void agate_client_free(agate_client *c)
 
 const char *agate_server_address(const agate_client *c)
 {
+    if (c && c->router)
+        return router_server_address(c);
     if (!c || c->fd < 0 || c->cur >= c->nservers)
         return NULL;
     return c->servers[c->cur].addr;
@@ -123,6 +199,14 @@ static int hello_ok(agate_client *c, client_call *call, const msg_response *r, u
         bool numeric = t == MP_UINT;
         if (numeric && mp_read_uint(&cur, &v))
             return client_bad_reply(c, "truncated HELLO reply");
+        if (!numeric && t == MP_STR && key_is(k, klen, "role")) {
+            const uint8_t *role;
+            uint32_t rlen;
+            if (mp_read_str(&cur, &role, &rlen))
+                return client_bad_reply(c, "truncated HELLO reply");
+            c->hello_locator = key_is(role, rlen, "locator");
+            continue;
+        }
         if (!numeric) {
             if (mp_skip(&cur, HANDSHAKE_DEPTH))
                 return client_bad_reply(c, "malformed HELLO reply");
@@ -143,6 +227,8 @@ static int hello_ok(agate_client *c, client_call *call, const msg_response *r, u
             c->max_depth = clamp32(v);
         else if (key_is(k, klen, "member_id"))
             c->member_id = clamp32(v);
+        else if (key_is(k, klen, "metadata_version"))
+            c->hello_mdv = v;
     }
     return 0;
 }
@@ -260,7 +346,13 @@ int agate_connect(agate_client *c, const char *servers)
     if (rc)
         return rc; /* the previous list and connection are kept */
     c->cur = 0;    /* an index into the old list means nothing now */
+    if (c->router)
+        router_free(c); /* a new agate_connect starts over, cluster or not */
     if (c->fd >= 0)
         client_conn_fail(c, AGATE_EIO, "agate_connect: dropping the previous connection");
-    return client_connect_from(c, 0);
+    rc = client_connect_from(c, 0);
+    /* a locator, or a member of a cluster: route over the cluster */
+    if (!rc && !c->plain)
+        rc = router_detect(c);
+    return rc;
 }

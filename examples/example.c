@@ -4,6 +4,9 @@
  *     cc example.c $(pkg-config --cflags --libs agate) -o example
  * Run against a server:
  *     ./example 127.0.0.1:40404
+ * or against a cluster, through its locators (the calls are the same; the
+ * library sends each key to the member holding it):
+ *     ./example --locators=127.0.0.1[10334]
  *
  * Values are MessagePack; real programs would build them with msgpack-c.
  * To stay dependency-free this example encodes short strings by hand. */
@@ -50,6 +53,7 @@ static void on_put(agate_client *c, const agate_reply *reply, void *arg)
 int main(int argc, char **argv)
 {
     const char *servers = argc > 1 ? argv[1] : "127.0.0.1:40404";
+    const char *locators = strncmp(servers, "--locators=", 11) == 0 ? servers + 11 : NULL;
     const char *region = "example";
 
     agate_options opts;
@@ -59,10 +63,11 @@ int main(int argc, char **argv)
     if (!c)
         return 1;
 
-    int rc = agate_connect(c, servers);
+    int rc = locators ? agate_connect_locator(c, locators) : agate_connect(c, servers);
     if (rc)
         return fail(c, "connect", rc);
-    printf("connected to %s\n", agate_server_address(c));
+    const char *addr = agate_server_address(c);
+    printf("connected to %s%s\n", addr ? addr : "a cluster", agate_is_cluster(c) ? " (cluster)" : "");
 
     agate_region_config cfg;
     agate_region_config_init(&cfg, region, AGATE_PARTITION);

@@ -151,7 +151,7 @@ check "start --json parses" out_is_json
 P1=$(py 'j["port"]' 2>/dev/null)
 PID1=$(py 'j["pid"]' 2>/dev/null)
 [ -n "$PID1" ] && PIDS+=("$PID1")
-check "start --json fields" py_true 'j["name"] == "s1" and j["port"] > 0 and j["pid"] > 0 and j["host"] == "127.0.0.1" and j["dir"] == "'"$S1"'" and j["log"].endswith("s1.log")'
+check "start --json fields" py_true 'j["name"] == "s1" and j["role"] == "server" and j["port"] > 0 and j["pid"] > 0 and j["host"] == "127.0.0.1" and j["dir"] == "'"$S1"'" and j["log"].endswith("s1.log")'
 check "status file says running" grep -q "^state=running" "$S1/agated.status"
 check "daemon pid matches the status file" grep -q "^pid=$PID1\$" "$S1/agated.status"
 SRV="--server=127.0.0.1:$P1"
@@ -179,7 +179,7 @@ echo "# status"
 run 0 "status server --dir" -- A status server --dir="$S1"
 check "status text says running" out_has "running"
 run 0 "status server --dir --json" -- A status server --dir="$S1" --json
-check "status --json" py_true 'j["state"] == "running" and j["alive"] is True and j["port"] == '"$P1"' and j["pid"] == '"$PID1"' and isinstance(j["info"], dict)'
+check "status --json" py_true 'j["state"] == "running" and j["role"] == "server" and j["alive"] is True and j["port"] == '"$P1"' and j["pid"] == '"$PID1"' and isinstance(j["info"], dict)'
 run 0 "status server --server" -- A status server "$SRV"
 run 0 "status server --server --json" -- A status server "$SRV" --json
 check "status --server --json parses" out_is_json
@@ -306,6 +306,11 @@ run 2 "unknown command" -- A frobnicate
 run 2 "unknown option" -- A put "$SRV" --region=orders --key=k --value=1 --bogus=1
 run 2 "missing required option" -- A put "$SRV" --region=orders --key=k
 run 2 "option given twice" -- A put "$SRV" --region=orders --region=x --key=k --value=1
+run 2 "--server given twice" -- A size "$SRV" "$SRV2" --region=orders
+run 2 "--server and --locator together" -- A size "$SRV" --locator="127.0.0.1[$DEAD]" --region=orders
+run 2 "a malformed --locator" -- A size --locator=127.0.0.1 --region=orders
+run 1 "a --locator that does not answer" -- A size --locator="127.0.0.1[$DEAD]" --region=orders
+check "unreachable locator: message" err_has "cannot connect"
 run 2 "bad number" -- A keys "$SRV" --region=orders --limit=abc
 run 2 "create without --type" -- A create region "$SRV" --name=x
 run 0 "create region on s2" -- A create region "$SRV2" --name=lim --type=PARTITION

@@ -22,6 +22,9 @@ enum {
 };
 
 #define CLI_DEFAULT_SERVER "127.0.0.1:40404"
+/* The locator cluster commands use when nothing else is given (Geode's
+ * default locator port). */
+#define CLI_DEFAULT_LOCATOR "127.0.0.1[10334]"
 #define CLI_MAX_OPTS 24
 
 typedef enum cli_opt_type {
@@ -62,7 +65,7 @@ typedef struct cli_command {
 
 /* The table, terminated by an entry with name NULL. */
 extern const cli_command cli_commands[];
-/* Options every command accepts: --server, --json, --help. */
+/* Options every command accepts: --server, --locator, --json, --help. */
 extern const cli_opt cli_global_opts[];
 
 typedef struct cli_args {
@@ -72,6 +75,7 @@ typedef struct cli_args {
     int npos;
     char **pos;                    /* free words (CMD_POSITIONAL only) */
     const char *server;            /* --server, or NULL */
+    const char *locator;           /* --locator, or NULL (never both) */
     bool json;                     /* --json */
     bool help;                     /* --help / -h */
     bool version;                  /* --version (before the command only) */
@@ -82,6 +86,7 @@ typedef struct cli_ctx {
     bool in_shell;
     agate_client *conn;  /* the shell's connection (connect), or NULL */
     char *conn_addr;     /* the address it was opened with */
+    bool conn_locator;   /* conn_addr lists locators (connect --locator) */
     bool quit;           /* set by exit / quit */
     int quit_code;
 } cli_ctx;
@@ -120,16 +125,36 @@ void cli_join_words(char **words, int n, char *out, size_t cap);
 
 /* ---- conn.c: connections ---------------------------------------------- */
 
-/* The server a command talks to: --server, else the shell's connection,
- * else $AGATE_SERVER, else 127.0.0.1:40404. */
-const char *cli_server(const cli_ctx *ctx, const cli_args *a);
-/* A connected client for the command: the shell's connection unless
- * --server names another server, else a new connection. NULL after printing
- * "agate: cannot connect to ADDR: reason". Release with cli_release. */
+/* Where a command connects: one or more servers (agate_connect) or
+ * locators (agate_connect_locator, routing over the cluster). */
+typedef struct cli_target {
+    const char *addr;
+    bool locator;
+    bool shell;         /* the shell's open connection */
+    const char *source; /* where addr came from, for messages: "--locator", "$AGATE_LOCATOR", ... */
+} cli_target;
+
+/* The target of a command, first found of: --server, --locator, the
+ * shell's connection, $AGATE_LOCATOR, $AGATE_SERVER, and then
+ * 127.0.0.1:40404, or for a cluster command (cluster true: list members,
+ * rebalance, ...) the locator 127.0.0.1[10334]. */
+cli_target cli_target_of(const cli_ctx *ctx, const cli_args *a, bool cluster);
+/* The address of a target for messages: "locator ADDR" or "ADDR". */
+void cli_target_name(const cli_target *t, char *out, size_t cap);
+/* Checks a list of locators, "HOST[PORT]" or "HOST:PORT" separated by
+ * commas (Geode's syntax and ours). Returns 0, or -1 with the problem in
+ * err. */
+int cli_check_locators(const char *list, char *err, size_t cap);
+/* A connected client for the command's target (cli_target_of): the
+ * shell's connection when that is the target, else a new connection. NULL
+ * after printing "agate: cannot connect to ADDR: reason". Release with
+ * cli_release. */
 agate_client *cli_connect(cli_ctx *ctx, const cli_args *a);
-/* Opens a new connection to addr with the CLI's timeouts; NULL after
- * printing the reason. */
-agate_client *cli_open(const char *addr);
+/* The same for the cluster commands (cluster target default). */
+agate_client *cli_connect_cluster(cli_ctx *ctx, const cli_args *a);
+/* Opens a new connection to t with the CLI's timeouts and the given
+ * connect timeout; NULL after printing the reason. */
+agate_client *cli_open(const cli_target *t, int connect_timeout_ms);
 /* A new, not yet connected client named agate-cli with these timeouts;
  * NULL when out of memory (nothing printed). */
 agate_client *cli_client_new(int connect_timeout_ms, int request_timeout_ms);
@@ -141,14 +166,10 @@ int cli_fail(agate_client *c, int rc, const char *what);
  * when rc < 0 prints the failure as cli_fail does, then releases c.
  * Returns EXIT_ERR when rc < 0, else EXIT_OK. */
 int cli_finish(cli_ctx *ctx, agate_client *c, int rc, const char *what);
-/* Makes c (connected to addr, a malloc'd string the context takes over) the
- * shell's connection, closing the previous one; NULL, NULL disconnects. */
-void cli_set_connection(cli_ctx *ctx, agate_client *c, char *addr);
-/* Reads the string (cli_info_str, into out, truncated to cap) or the
- * unsigned integer (cli_info_uint) under key in a SERVER_INFO map. False
- * when the map lacks it or holds another type; out is then untouched. */
-bool cli_info_str(const agate_buf *info, const char *key, char *out, size_t cap);
-bool cli_info_uint(const agate_buf *info, const char *key, uint64_t *out);
+/* Makes c (connected to addr, a malloc'd string the context takes over;
+ * locators when locator) the shell's connection, closing the previous one;
+ * NULL, NULL disconnects. */
+void cli_set_connection(cli_ctx *ctx, agate_client *c, char *addr, bool locator);
 
 /* ---- output.c --------------------------------------------------------- */
 
@@ -173,6 +194,17 @@ void cli_reap_children(void);
 int cmd_start_server(cli_ctx *ctx, const cli_args *a);
 int cmd_status_server(cli_ctx *ctx, const cli_args *a);
 int cmd_stop_server(cli_ctx *ctx, const cli_args *a);
+int cmd_start_locator(cli_ctx *ctx, const cli_args *a);
+int cmd_status_locator(cli_ctx *ctx, const cli_args *a);
+int cmd_stop_locator(cli_ctx *ctx, const cli_args *a);
+
+/* cmd_cluster.c */
+int cmd_list_members(cli_ctx *ctx, const cli_args *a);
+int cmd_describe_member(cli_ctx *ctx, const cli_args *a);
+int cmd_status_cluster(cli_ctx *ctx, const cli_args *a);
+int cmd_status_redundancy(cli_ctx *ctx, const cli_args *a);
+int cmd_rebalance(cli_ctx *ctx, const cli_args *a);
+int cmd_shutdown(cli_ctx *ctx, const cli_args *a);
 
 int cmd_create_region(cli_ctx *ctx, const cli_args *a);
 int cmd_destroy_region(cli_ctx *ctx, const cli_args *a);
@@ -192,10 +224,10 @@ int cmd_export_data(cli_ctx *ctx, const cli_args *a);
 /* ---- shell.c ---------------------------------------------------------- */
 
 /* Runs the interactive shell (libedit) when stdin is a terminal, else reads
- * commands line by line without prompts. initial_server (may be NULL) is
- * connected first. Returns the exit code of the last command run (0 if
- * none), or the code given to exit. */
-int cli_shell(cli_ctx *ctx, const char *initial_server);
+ * commands line by line without prompts. The --server or --locator of a
+ * (may be NULL) is connected first. Returns the exit code of the last
+ * command run (0 if none), or the code given to exit. */
+int cli_shell(cli_ctx *ctx, const cli_args *a);
 /* Splits a shell line into words: whitespace separates; '...' is literal;
  * "..." allows \" \\ escapes; a backslash outside quotes escapes the next
  * character; # at the start of a word starts a comment. On success *argv is

@@ -20,6 +20,8 @@
 const cli_opt cli_global_opts[] = {
     {"server", OPT_STR, false, "HOST:PORT",
      "server to talk to (default: $AGATE_SERVER, else " CLI_DEFAULT_SERVER ")", NULL, 0, 0},
+    {"locator", OPT_STR, false, "HOST[PORT]",
+     "cluster to talk to, through its locators HOST[PORT],... (default: $AGATE_LOCATOR)", NULL, 0, 0},
     {"json", OPT_BOOL, false, NULL, "print one machine-readable JSON document on stdout", NULL, 0, 0},
     {"help", OPT_BOOL, false, NULL, "show the usage of the command", NULL, 0, 0},
     END_OPTS,
@@ -42,7 +44,55 @@ static const cli_opt start_server_opts[] = {
     {"max-value-size", OPT_SIZE, false, "BYTES", "largest value", NULL, 1, 1LL << 40},
     {"max-depth", OPT_INT, false, "N", "deepest nesting of a value", NULL, 1, 100000},
     {"log-level", OPT_STR, false, "LEVEL", "server log level", "debug|info|warn|error", 0, 0},
+    {"locators", OPT_STR, false, "HOST[PORT],...", "join the cluster of these locators (HOST:PORT also works)", NULL, 0, 0},
+    {"member-timeout", OPT_INT, false, "MS", "how long the cluster waits for this member's heartbeat (default 5000)", NULL, 200, 3600000},
     {"timeout", OPT_INT, false, "SECONDS", "how long to wait for the server to come up (default 60)", NULL, 1, 86400},
+    END_OPTS,
+};
+
+static const cli_opt start_locator_opts[] = {
+    {"name", OPT_STR, false, "NAME", "locator name (default locator1)", NULL, 0, 0},
+    {"dir", OPT_STR, false, "DIR", "working directory, created if missing (default ./NAME)", NULL, 0, 0},
+    {"port", OPT_INT, false, "PORT", "TCP port; 0 picks a free one (default 10334)", NULL, 0, 65535},
+    {"bind-address", OPT_STR, false, "ADDR", "IPv4 address to listen on (default 127.0.0.1)", NULL, 0, 0},
+    {"member-timeout", OPT_INT, false, "MS", "a member silent this long is suspected, then removed (default 5000)", NULL, 200, 3600000},
+    {"recovery-delay", OPT_INT, false, "MS", "restore redundancy this long after a member is lost; -1: never (default 0)", NULL, -1, 3600000},
+    {"log-level", OPT_STR, false, "LEVEL", "locator log level", "debug|info|warn|error", 0, 0},
+    {"timeout", OPT_INT, false, "SECONDS", "how long to wait for the locator to come up (default 60)", NULL, 1, 86400},
+    END_OPTS,
+};
+
+static const cli_opt status_locator_opts[] = {
+    {"name", OPT_STR, false, "NAME", "locator name, to find its directory ./NAME (default locator1)", NULL, 0, 0},
+    {"dir", OPT_STR, false, "DIR", "the locator's working directory", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt stop_locator_opts[] = {
+    {"name", OPT_STR, false, "NAME", "locator name, to find its directory ./NAME (default locator1)", NULL, 0, 0},
+    {"dir", OPT_STR, false, "DIR", "the locator's working directory", NULL, 0, 0},
+    {"timeout", OPT_INT, false, "SECONDS", "wait this long after SIGTERM before SIGKILL (default 30)", NULL, 0, 86400},
+    END_OPTS,
+};
+
+static const cli_opt describe_member_opts[] = {
+    {"name", OPT_STR, true, "NAME", "member name (as in list members)", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt status_redundancy_opts[] = {
+    {"region", OPT_STR, false, "REGION", "only this region (default: every region)", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt rebalance_opts[] = {
+    {"simulate", OPT_BOOL, false, NULL, "only show the plan; move nothing", NULL, 0, 0},
+    {"no-progress", OPT_BOOL, false, NULL, "no progress bar (it is only drawn on a terminal anyway)", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt shutdown_opts[] = {
+    {"include-locators", OPT_BOOL, false, NULL, "stop the locators too", NULL, 0, 0},
     END_OPTS,
 };
 
@@ -145,8 +195,60 @@ const cli_command cli_commands[] = {
      "  agate status server --dir=./s1"},
     {"stop server", "Server lifecycle", "Stop a server: SIGTERM, then SIGKILL after the timeout",
      stop_server_opts, cmd_stop_server, 0,
+     "A member of a cluster first hands its buckets over (graceful leave).\n"
      "Example:\n"
      "  agate stop server --dir=./s1 --timeout=10"},
+    {"start locator", "Locator lifecycle", "Start a locator (agated --role=locator) and wait until it answers",
+     start_locator_opts, cmd_start_locator, 0,
+     "A locator is the cluster's front door and coordinator; it holds no data.\n"
+     "Servers join it with start server --locators=HOST[PORT]; clients and the\n"
+     "cluster commands use --locator=HOST[PORT].\n"
+     "Its output goes to DIR/NAME.out, its log to DIR/NAME.log.\n"
+     "Example:\n"
+     "  agate start locator --name=locator1 --dir=/var/lib/agate/locator1 --port=10334"},
+    {"status locator", "Locator lifecycle", "Show whether a locator is running and its cluster's size",
+     status_locator_opts, cmd_status_locator, 0,
+     "Reads DIR/agated.status; exits 0 only when the process runs and answers a ping.\n"
+     "With --locator instead of --name/--dir, asks that locator over the network.\n"
+     "Example:\n"
+     "  agate status locator --dir=./locator1"},
+    {"stop locator", "Locator lifecycle", "Stop a locator: SIGTERM, then SIGKILL after the timeout",
+     stop_locator_opts, cmd_stop_locator, 0,
+     "The members keep serving without it, but membership changes wait for it.\n"
+     "Example:\n"
+     "  agate stop locator --dir=./locator1"},
+    {"list members", "Cluster", "List the members of the cluster", no_opts, cmd_list_members, 0,
+     "Asks the locator (--locator, $AGATE_LOCATOR, else " CLI_DEFAULT_LOCATOR ").\n"
+     "Counts per member are at most one heartbeat old.\n"
+     "Example:\n"
+     "  agate list members --locator=127.0.0.1[10334]"},
+    {"describe member", "Cluster", "Show a member's details and its share of each region",
+     describe_member_opts, cmd_describe_member, 0,
+     "Example:\n  agate describe member --name=s1 --locator=127.0.0.1[10334]"},
+    {"status cluster", "Cluster", "Show the cluster's view, members, regions and redundancy",
+     no_opts, cmd_status_cluster, 0,
+     "Example:\n  agate status cluster --locator=127.0.0.1[10334]"},
+    {"status redundancy", "Cluster", "Show whether each region has all its redundant copies",
+     status_redundancy_opts, cmd_status_redundancy, 0,
+     "Per region: redundant copies, buckets without a primary, buckets below\n"
+     "redundancy, and the state: satisfied, reduced (some bucket lacks a copy) or\n"
+     "lost (some bucket has no copy at all).\n"
+     "Exit status: 0 when every region shown is satisfied, 1 when one is not (or\n"
+     "on an error), 2 on a usage error.\n"
+     "Example:\n  agate status redundancy --region=orders"},
+    {"rebalance", "Cluster", "Even out buckets and primaries over the members",
+     rebalance_opts, cmd_rebalance, 0,
+     "Moves copies first and drops old ones after, so redundancy never drops.\n"
+     "Shows a progress bar (moves done of planned) on a terminal, then the moves\n"
+     "per region and each member's bucket and primary counts before -> after.\n"
+     "Examples:\n"
+     "  agate rebalance --simulate\n"
+     "  agate rebalance --locator=10.0.0.5[10334]"},
+    {"shutdown", "Cluster", "Stop every server of the cluster (all data in memory is lost)",
+     shutdown_opts, cmd_shutdown, 0,
+     "Nothing is moved: the servers just stop. Prints how many members were told to\n"
+     "stop; they exit shortly after.\n"
+     "Example:\n  agate shutdown --include-locators"},
     {"create region", "Regions", "Create a region", create_region_opts, cmd_create_region, 0,
      "Types: PARTITION, PARTITION_REDUNDANT, PARTITION_PERSISTENT,\n"
      "PARTITION_REDUNDANT_PERSISTENT, REPLICATE, REPLICATE_PERSISTENT.\n"
@@ -183,8 +285,9 @@ const cli_command cli_commands[] = {
      "Writes the format import data reads; keys that are not UTF-8 as key_base64.\n"
      "Example:\n"
      "  agate export data --region=orders --file=orders.jsonl"},
-    {"connect", "Shell", "Connect to a server (in the shell: for the following commands)", connect_opts,
-     cmd_connect, 0, "Example (shell):\n  connect --server=10.0.0.5:40404"},
+    {"connect", "Shell", "Connect to a server or a cluster (in the shell: for the following commands)",
+     connect_opts, cmd_connect, 0,
+     "Examples (shell):\n  connect --server=10.0.0.5:40404\n  connect --locator=10.0.0.5[10334]"},
     {"disconnect", "Shell", "Close the shell's connection", no_opts, cmd_disconnect, CMD_SHELL_ONLY, NULL},
     {"help", "Shell", "Show the commands, or the usage of one: help <command>", no_opts, cmd_help,
      CMD_POSITIONAL, NULL},
@@ -284,9 +387,9 @@ void cli_print_usage(const cli_command *cmd, FILE *fp)
 void cli_print_help(FILE *fp, bool in_shell)
 {
     if (!in_shell)
-        fputs("Usage: agate [--server=HOST:PORT] [--json] COMMAND [OPTIONS]\n"
-              "       agate [--server=HOST:PORT]      (interactive shell)\n"
-              "Admin tool for Agate servers.\n",
+        fputs("Usage: agate [--server=HOST:PORT | --locator=HOST[PORT]] [--json] COMMAND [OPTIONS]\n"
+              "       agate [--server=HOST:PORT | --locator=HOST[PORT]]    (interactive shell)\n"
+              "Admin tool for Agate servers and clusters.\n",
               fp);
     const char *group = NULL;
     for (const cli_command *c = cli_commands; c->name; c++) {
@@ -411,10 +514,19 @@ static int set_value(cli_args *a, const cli_command *cmd, const cli_opt *o, int 
         return cli_usage_error(cmd, "option --%s: '%s' is not one of: %s", o->name, val, list);
     }
     if (global) {
-        if (strcmp(o->name, "server") == 0) {
+        if (strcmp(o->name, "server") == 0 || strcmp(o->name, "locator") == 0) {
+            bool locator = o->name[0] == 'l';
+            if ((locator ? a->locator : a->server) != NULL)
+                return cli_usage_error(cmd, "option --%s given more than once", o->name);
+            if (locator ? a->server : a->locator)
+                return cli_usage_error(cmd, "give either --server or --locator, not both");
             if (!*val)
-                return cli_usage_error(cmd, "option --server needs HOST:PORT");
-            a->server = val;
+                return cli_usage_error(cmd, "option --%s needs %s", o->name,
+                                       locator ? "HOST[PORT]" : "HOST:PORT");
+            char err[300];
+            if (locator && cli_check_locators(val, err, sizeof err) != 0)
+                return cli_usage_error(cmd, "option --locator: %s", err);
+            *(locator ? &a->locator : &a->server) = val;
         } else if (strcmp(o->name, "json") == 0) {
             a->json = num != 0;
         } else {

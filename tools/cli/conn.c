@@ -1,23 +1,128 @@
-/* conn.c - connecting to servers, error messages from libagate, and the
- * connect / disconnect commands. */
+/* conn.c - connecting to servers or through locators, error messages from
+ * libagate, and the connect / disconnect commands. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tools/cli/cli.h"
+#include "tools/cli/doc.h"
 #include "tools/cli/output.h"
 
 /* Requests like clear or a large put-all can take a while on a big region;
  * the library default (10 s) would turn a slow success into an error. */
 #define CLI_REQUEST_TIMEOUT_MS 120000
 
-const char *cli_server(const cli_ctx *ctx, const cli_args *a)
+cli_target cli_target_of(const cli_ctx *ctx, const cli_args *a, bool cluster)
 {
-    if (a && a->server)
-        return a->server;
-    if (ctx && ctx->conn_addr)
-        return ctx->conn_addr;
-    const char *env = getenv("AGATE_SERVER");
-    return env && *env ? env : CLI_DEFAULT_SERVER;
+    cli_target t = {NULL, false, false, NULL};
+    if (a && a->server) {
+        t.addr = a->server;
+        t.source = "--server";
+    } else if (a && a->locator) {
+        t.addr = a->locator;
+        t.locator = true;
+        t.source = "--locator";
+    } else if (ctx && ctx->conn_addr) {
+        t.addr = ctx->conn_addr;
+        t.locator = ctx->conn_locator;
+        t.shell = ctx->conn != NULL;
+        t.source = "connect";
+    } else {
+        const char *loc = getenv("AGATE_LOCATOR");
+        const char *srv = getenv("AGATE_SERVER");
+        if (loc && *loc) {
+            t.addr = loc;
+            t.locator = true;
+            t.source = "$AGATE_LOCATOR";
+        } else if (srv && *srv) {
+            t.addr = srv;
+            t.source = "$AGATE_SERVER";
+        } else {
+            t.addr = cluster ? CLI_DEFAULT_LOCATOR : CLI_DEFAULT_SERVER;
+            t.locator = cluster;
+            t.source = "the default";
+        }
+    }
+    /* the shell's connection also serves a command naming it explicitly */
+    if (!t.shell && ctx && ctx->conn && ctx->conn_addr && t.locator == ctx->conn_locator &&
+        strcmp(t.addr, ctx->conn_addr) == 0)
+        t.shell = true;
+    return t;
+}
+
+void cli_target_name(const cli_target *t, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%s", t->locator ? "locator " : "", t->addr);
+}
+
+/* Checks one "HOST[PORT]" or "HOST:PORT" of n bytes at s. */
+static int check_locator(const char *s, size_t n, char *err, size_t cap)
+{
+    const char *open = memchr(s, '[', n);
+    const char *colon = memchr(s, ':', n);
+    const char *port;
+    size_t hostlen, portlen;
+    if (open) {
+        if (s[n - 1] != ']') {
+            snprintf(err, cap, "'%.*s': expected HOST[PORT]", (int)n, s);
+            return -1;
+        }
+        hostlen = (size_t)(open - s);
+        port = open + 1;
+        portlen = n - hostlen - 2;
+    } else if (colon) {
+        hostlen = (size_t)(colon - s);
+        port = colon + 1;
+        portlen = n - hostlen - 1;
+    } else {
+        snprintf(err, cap, "'%.*s' has no port: write HOST[PORT] or HOST:PORT", (int)n, s);
+        return -1;
+    }
+    for (size_t i = 0; i < hostlen; i++) {
+        char ch = s[i];
+        if (ch == '[' || ch == ']' || ch == ':' || ch == ' ' || ch == '\t') {
+            snprintf(err, cap, "'%.*s': bad host name", (int)n, s);
+            return -1;
+        }
+    }
+    if (hostlen == 0) {
+        snprintf(err, cap, "'%.*s' has no host", (int)n, s);
+        return -1;
+    }
+    long v = 0;
+    for (size_t i = 0; i < portlen; i++) {
+        if (port[i] < '0' || port[i] > '9' || v > 65535) {
+            v = -1;
+            break;
+        }
+        v = v * 10 + (port[i] - '0');
+    }
+    if (portlen == 0 || v < 1 || v > 65535) {
+        snprintf(err, cap, "'%.*s': the port must be a number from 1 to 65535", (int)n, s);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_check_locators(const char *list, char *err, size_t cap)
+{
+    if (!*list) {
+        snprintf(err, cap, "empty list of locators");
+        return -1;
+    }
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 0) {
+            snprintf(err, cap, "'%s': empty entry in the list of locators", list);
+            return -1;
+        }
+        if (check_locator(p, n, err, cap))
+            return -1;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
 }
 
 agate_client *cli_client_new(int connect_timeout_ms, int request_timeout_ms)
@@ -30,47 +135,73 @@ agate_client *cli_client_new(int connect_timeout_ms, int request_timeout_ms)
     return agate_client_new(&o);
 }
 
-/* Prints why connecting to addr failed. The library's message may already
+/* Prints why connecting to t failed. The library's message may already
  * name the address ("HOST:PORT: reason"); say it once. */
-static void connect_error(agate_client *c, int rc, const char *addr)
+static void connect_error(agate_client *c, int rc, const cli_target *t)
 {
     const char *msg = agate_errmsg(c);
     if (!msg || !*msg)
         msg = agate_strerror(rc);
+    char name[300];
+    cli_target_name(t, name, sizeof name);
+    /* the library names an address as HOST:PORT; a single locator given as
+     * HOST[PORT] is the same address */
+    char addr[300];
+    snprintf(addr, sizeof addr, "%s", t->addr);
     size_t al = strlen(addr);
+    if (t->locator && !strchr(addr, ',') && al > 0 && addr[al - 1] == ']' && strchr(addr, '[')) {
+        *strchr(addr, '[') = ':';
+        addr[--al] = 0;
+    }
     if (strncmp(msg, "cannot connect", 14) == 0)
         cli_err("%s", msg);
     else if (strncmp(msg, addr, al) == 0 && msg[al] == ':' && msg[al + 1] == ' ')
-        cli_err("cannot connect to %s: %s", addr, msg + al + 2);
+        cli_err("cannot connect to %s: %s", name, msg + al + 2);
     else
-        cli_err("cannot connect to %s: %s", addr, msg);
+        cli_err("cannot connect to %s: %s", name, msg);
 }
 
-/* Opens a connection to addr with a given connect timeout and the CLI's
- * request timeout. NULL after printing the reason. */
-static agate_client *open_with_timeout(const char *addr, int connect_timeout_ms)
+agate_client *cli_open(const cli_target *t, int connect_timeout_ms)
 {
+    if (t->locator) {
+        char err[300];
+        if (cli_check_locators(t->addr, err, sizeof err) != 0) {
+            cli_err("bad locator list in %s: %s", t->source ? t->source : "--locator", err);
+            return NULL;
+        }
+    }
     agate_client *c = cli_client_new(connect_timeout_ms, CLI_REQUEST_TIMEOUT_MS);
     if (!c) {
         cli_err("out of memory");
         return NULL;
     }
-    int rc = agate_connect(c, addr);
+    int rc = t->locator ? agate_connect_locator(c, t->addr) : agate_connect(c, t->addr);
     if (rc < 0) {
-        connect_error(c, rc, addr);
+        connect_error(c, rc, t);
         agate_client_free(c);
         return NULL;
     }
     return c;
 }
 
-agate_client *cli_open(const char *addr) { return open_with_timeout(addr, 5000); }
+/* A connection to t: the shell's when t is it, else a new one. */
+static agate_client *connect_target(cli_ctx *ctx, const cli_target *t)
+{
+    if (t->shell)
+        return ctx->conn;
+    return cli_open(t, 5000);
+}
 
 agate_client *cli_connect(cli_ctx *ctx, const cli_args *a)
 {
-    if (ctx->conn && (!a->server || (ctx->conn_addr && strcmp(a->server, ctx->conn_addr) == 0)))
-        return ctx->conn;
-    return cli_open(cli_server(ctx, a));
+    cli_target t = cli_target_of(ctx, a, false);
+    return connect_target(ctx, &t);
+}
+
+agate_client *cli_connect_cluster(cli_ctx *ctx, const cli_args *a)
+{
+    cli_target t = cli_target_of(ctx, a, true);
+    return connect_target(ctx, &t);
 }
 
 void cli_release(cli_ctx *ctx, agate_client *c)
@@ -98,101 +229,67 @@ int cli_finish(cli_ctx *ctx, agate_client *c, int rc, const char *what)
     return ret;
 }
 
-void cli_set_connection(cli_ctx *ctx, agate_client *c, char *addr)
+void cli_set_connection(cli_ctx *ctx, agate_client *c, char *addr, bool locator)
 {
     agate_client_free(ctx->conn);
     free(ctx->conn_addr);
     ctx->conn = c;
     ctx->conn_addr = addr;
+    ctx->conn_locator = locator;
 }
 
-/* Points val at the value under key in the MessagePack map info. */
-static bool info_find(const agate_buf *info, const char *key, mp_cursor *val)
-{
-    mp_cursor c;
-    uint32_t n;
-    mp_cursor_init(&c, info->data, info->len);
-    if (mp_read_map(&c, &n))
-        return false;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *k;
-        uint32_t len;
-        bool is_str;
-        if (mp_read_bytes(&c, &k, &len, &is_str))
-            return false;
-        if (len == kl && memcmp(k, key, kl) == 0) {
-            *val = c;
-            return true;
-        }
-        if (mp_skip(&c, MP_MAX_DEPTH_LIMIT))
-            return false;
-    }
-    return false;
-}
-
-bool cli_info_uint(const agate_buf *info, const char *key, uint64_t *out)
-{
-    mp_cursor c;
-    return info_find(info, key, &c) && mp_read_uint(&c, out) == 0;
-}
-
-bool cli_info_str(const agate_buf *info, const char *key, char *out, size_t cap)
-{
-    mp_cursor c;
-    const uint8_t *p;
-    uint32_t n;
-    if (!info_find(info, key, &c) || mp_read_str(&c, &p, &n))
-        return false;
-    snprintf(out, cap, "%.*s", (int)n, (const char *)p);
-    return true;
-}
-
-/* Prints which server c is connected to (addr unless the library knows
- * better), with its name and version from SERVER_INFO, best effort. */
-static void describe_connection(agate_client *c, const char *addr, bool json)
+/* Prints which server (or cluster) c is connected to (t's address unless
+ * the library knows better), with its name and version from SERVER_INFO,
+ * best effort. */
+static void describe_connection(agate_client *c, const cli_target *t, bool json)
 {
     agate_buf info = {0};
-    const char *shown = agate_server_address(c);
+    const char *shown = t->locator ? NULL : agate_server_address(c);
     if (!shown)
-        shown = addr;
+        shown = t->addr;
     int rc = agate_server_info(c, &info);
     if (json) {
-        json_print_object(stdout, JSON_FIELDS(JF_BOOL("connected", true), JF_STR("server", shown),
-                                              JF_IF(rc == 0, JF_MP("info", info.data, info.len))));
+        json_print_object(stdout,
+                          JSON_FIELDS(JF_BOOL("connected", true),
+                                      JF_STR(t->locator ? "locator" : "server", shown),
+                                      JF_IF(rc == 0, JF_MP("info", info.data, info.len))));
     } else {
         char name[128] = "?", version[64] = "?";
         if (rc == 0) {
-            cli_info_str(&info, "name", name, sizeof name);
-            cli_info_str(&info, "version", version, sizeof version);
+            doc_get_str(doc_root(&info), "name", name, sizeof name);
+            doc_get_str(doc_root(&info), "version", version, sizeof version);
         }
-        printf("Connected to %s (server %s, version %s)\n", shown, name, version);
+        if (t->locator)
+            printf("Connected to the cluster through locator %s (%s, version %s)\n", shown, name,
+                   version);
+        else
+            printf("Connected to %s (server %s, version %s)\n", shown, name, version);
     }
     agate_buf_free(&info);
 }
 
-/* connect: checks that a server answers; in the shell it becomes the
- * connection of the following commands. */
+/* connect: checks that a server (or a locator) answers; in the shell it
+ * becomes the connection of the following commands. */
 int cmd_connect(cli_ctx *ctx, const cli_args *a)
 {
-    const char *addr = a->server ? a->server : cli_server(NULL, NULL);
+    cli_target t = cli_target_of(NULL, a, false);
     int timeout_ms = (int)cli_int(a, "timeout", 5) * 1000;
-    agate_client *c = open_with_timeout(addr, timeout_ms);
+    agate_client *c = cli_open(&t, timeout_ms);
     if (!c)
         return EXIT_ERR;
-    describe_connection(c, addr, a->json);
+    describe_connection(c, &t, a->json);
     if (!ctx->in_shell) {
         /* On the command line connect only checks that the server answers. */
         agate_client_free(c);
         return EXIT_OK;
     }
-    char *copy = strdup(addr);
+    char *copy = strdup(t.addr);
     if (!copy) {
         agate_client_free(c);
         cli_err("out of memory");
         return EXIT_ERR;
     }
-    cli_set_connection(ctx, c, copy);
+    cli_set_connection(ctx, c, copy, t.locator);
     return EXIT_OK;
 }
 
@@ -204,7 +301,7 @@ int cmd_disconnect(cli_ctx *ctx, const cli_args *a)
     else if (!ctx->conn)
         printf("Not connected\n");
     else
-        printf("Disconnected from %s\n", ctx->conn_addr);
-    cli_set_connection(ctx, NULL, NULL);
+        printf("Disconnected from %s%s\n", ctx->conn_locator ? "locator " : "", ctx->conn_addr);
+    cli_set_connection(ctx, NULL, NULL, false);
     return EXIT_OK;
 }

@@ -1,11 +1,14 @@
-/* lifecycle.c - start server, status server, stop server.
+/* lifecycle.c - start, status and stop of servers and locators.
  *
- * The daemon (agated) runs in the foreground; `start server` detaches it
- * (fork, setsid, stdio away from the terminal) and then watches two things
- * until the server is usable: the child process (did it exit?) and the
- * status file DIR/agated.status that agated writes atomically once it
- * listens. Only when the file names our child as running AND a ping over the
- * protocol succeeds do we report success, so "started" means "answers". */
+ * Both are the daemon agated, in the role server or locator; one code path
+ * serves both, parameterised by a daemon_kind (the role, its defaults and
+ * the options passed through). The daemon runs in the foreground; `start
+ * server` / `start locator` detach it (fork, setsid, stdio away from the
+ * terminal) and then watch two things until it is usable: the child
+ * process (did it exit?) and the status file DIR/agated.status that agated
+ * writes atomically once it listens. Only when the file names our child as
+ * running AND a ping over the protocol succeeds do we report success, so
+ * "started" means "answers". */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,11 +23,35 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/proto.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/doc.h"
 #include "tools/cli/output.h"
 
 #define STATUS_FILE "agated.status"
 #define LOCK_FILE "agated.lock"
+
+/* What differs between starting, watching and stopping a server and a
+ * locator. */
+typedef struct daemon_kind {
+    const char *role;         /* agated --role=, and role= in the status file */
+    const char *title;        /* the role starting a sentence */
+    const char *default_name; /* --name's default; --dir's is ./NAME */
+    int default_port;
+    const char *const *pass;  /* options passed to agated as given, NULL-ended */
+} daemon_kind;
+
+static const char *const server_pass[] = {
+    "bind-address", "threads", "max-frame-size", "max-key-size", "max-value-size",
+    "max-depth", "log-level", "locators", "member-timeout", NULL,
+};
+static const char *const locator_pass[] = {
+    "bind-address", "member-timeout", "recovery-delay", "log-level", NULL,
+};
+static const daemon_kind KIND_SERVER = {"server", "Server", "server1", AGATE_DEFAULT_PORT,
+                                        server_pass};
+static const daemon_kind KIND_LOCATOR = {"locator", "Locator", "locator1",
+                                         AGATE_DEFAULT_LOCATOR_PORT, locator_pass};
 
 typedef struct server_status {
     bool present;
@@ -171,15 +198,15 @@ static int mkdir_p(const char *path)
 }
 
 /* The directory a status/stop/start command works on: --dir, else ./NAME
- * (NAME from --name, default server1). */
-static void server_dir(const cli_args *a, char *out, size_t cap)
+ * (NAME from --name, default the kind's: server1, locator1). */
+static void daemon_dir(const cli_args *a, const daemon_kind *k, char *out, size_t cap)
 {
     const char *dir = cli_str(a, "dir");
     char given[PATH_MAX];
     if (dir)
         snprintf(given, sizeof given, "%s", dir);
     else
-        snprintf(given, sizeof given, "./%s", cli_str_or(a, "name", "server1"));
+        snprintf(given, sizeof given, "./%s", cli_str_or(a, "name", k->default_name));
     /* absolute when it exists, for messages and --json */
     char abs[PATH_MAX];
     if (realpath(given, abs) && strlen(abs) < cap)
@@ -324,15 +351,16 @@ fail:;
     _exit(127);
 }
 
-/* ---- start server ----------------------------------------------------- */
+/* ---- start server / start locator ------------------------------------- */
 
-/* Checks --name, creates the server's directory (--dir, else ./NAME) and
- * resolves it into dir (PATH_MAX bytes), refusing one where a server runs.
+/* Checks --name, creates the daemon's directory (--dir, else ./NAME) and
+ * resolves it into dir (PATH_MAX bytes), refusing one where a daemon runs.
  * Returns 0, or EXIT_USAGE / EXIT_ERR after the message. */
-static int prepare_server_dir(const cli_args *a, const char *name, char *dir)
+static int prepare_daemon_dir(const cli_args *a, const daemon_kind *k, const char *name,
+                              char *dir)
 {
     char dir_arg[PATH_MAX];
-    server_dir(a, dir_arg, sizeof dir_arg);
+    daemon_dir(a, k, dir_arg, sizeof dir_arg);
     if (!*name || strchr(name, '/'))
         return cli_usage_error(a->cmd, "--name must be a non-empty name without '/'");
     if (mkdir_p(dir_arg) != 0) {
@@ -346,10 +374,12 @@ static int prepare_server_dir(const cli_args *a, const char *name, char *dir)
     if (dir_locked(dir)) {
         server_status st;
         read_status(dir, &st);
+        const char *role = st.role[0] ? st.role : "server";
         if (st.present && st.pid > 0)
-            cli_err("a server is already running in %s (pid %ld, name %s)", dir, st.pid, st.name);
+            cli_err("a %s is already running in %s (pid %ld, name %s)", role, dir, st.pid,
+                    st.name);
         else
-            cli_err("a server is already running in %s", dir);
+            cli_err("a %s is already running in %s", role, dir);
         return EXIT_ERR;
     }
     return 0;
@@ -378,26 +408,25 @@ static void add_arg(daemon_argv *d, const char *fmt, ...)
 }
 
 /* Builds agated's command line: the daemon, its role, name, directory and
- * port, and the options start server passes through as they were given. */
-static void build_daemon_argv(const cli_args *a, const char *name, const char *dir, daemon_argv *d)
+ * port, and the options of the kind passed through as they were given. */
+static void build_daemon_argv(const cli_args *a, const daemon_kind *k, const char *name,
+                              const char *dir, daemon_argv *d)
 {
-    static const char *pass[] = {"bind-address", "threads", "max-frame-size", "max-key-size",
-                                 "max-value-size", "max-depth", "log-level"};
     char daemon[PATH_MAX];
     find_daemon(daemon, sizeof daemon);
     d->n = 0;
     add_arg(d, "%s", daemon);
-    add_arg(d, "--role=server");
+    add_arg(d, "--role=%s", k->role);
     add_arg(d, "--name=%s", name);
     add_arg(d, "--dir=%s", dir);
-    add_arg(d, "--port=%lld", cli_int(a, "port", 40404));
-    for (size_t k = 0; k < sizeof pass / sizeof pass[0]; k++) {
-        if (!cli_has(a, pass[k]))
+    add_arg(d, "--port=%lld", cli_int(a, "port", k->default_port));
+    for (const char *const *o = k->pass; *o; o++) {
+        if (!cli_has(a, *o))
             continue;
-        if (cli_opt_of(a, pass[k])->type != OPT_STR)
-            add_arg(d, "--%s=%lld", pass[k], cli_int(a, pass[k], 0));
+        if (cli_opt_of(a, *o)->type != OPT_STR)
+            add_arg(d, "--%s=%lld", *o, cli_int(a, *o, 0));
         else
-            add_arg(d, "--%s=%s", pass[k], cli_str(a, pass[k]));
+            add_arg(d, "--%s=%s", *o, cli_str(a, *o));
     }
 }
 
@@ -476,33 +505,49 @@ static bool wait_until_up(pid_t pid, const char *dir, double timeout, server_sta
     }
 }
 
-/* Prints that the server (pid, status st) started: its name (as it reports
- * it, else as asked), where it listens, its directory and log. */
-static int print_started(const cli_args *a, const char *name, pid_t pid, const server_status *st,
-                         const char *dir, const char *log_path)
+/* Prints that the daemon (pid, status st) started: its name (as it reports
+ * it, else as asked), where it listens, its directory and log; for a
+ * locator also how to use it. */
+static int print_started(const cli_args *a, const daemon_kind *k, const char *name, pid_t pid,
+                         const server_status *st, const char *dir, const char *log_path)
 {
     const char *shown = st->name[0] ? st->name : name;
     if (a->json)
-        return json_print_object(stdout, JSON_FIELDS(JF_STR("name", shown), JF_INT("pid", pid),
-                                                      JF_STR("host", st->bind),
-                                                      JF_INT("port", st->port), JF_STR("dir", dir),
-                                                      JF_STR("log", log_path)));
-    printf("Server %s started: pid %ld, listening on %s:%d\n", shown, (long)pid, st->bind,
+        return json_print_object(
+            stdout, JSON_FIELDS(JF_STR("name", shown), JF_STR("role", k->role), JF_INT("pid", pid),
+                                JF_STR("host", st->bind), JF_INT("port", st->port),
+                                JF_STR("dir", dir), JF_STR("log", log_path)));
+    printf("%s %s started: pid %ld, listening on %s:%d\n", k->title, shown, (long)pid, st->bind,
            st->port);
+    if (k == &KIND_LOCATOR) {
+        char addr[192];
+        connect_address(st, addr, sizeof addr);
+        char *colon = strrchr(addr, ':');
+        if (colon)
+            *colon = 0;
+        printf("Servers join it with --locators=%s[%d]; commands use --locator=%s[%d]\n", addr,
+               st->port, addr, st->port);
+    }
     return EXIT_OK;
 }
 
-/* start server: starts agated detached in its directory and waits until it
- * answers a ping (or exits, or --timeout passes: then its log is shown). */
-int cmd_start_server(cli_ctx *ctx, const cli_args *a)
+/* start server / start locator: starts agated detached in its directory
+ * and waits until it answers a ping (or exits, or --timeout passes: then
+ * its log is shown). */
+static int start_daemon(const cli_args *a, const daemon_kind *k)
 {
-    const char *name = cli_str_or(a, "name", "server1");
+    const char *name = cli_str_or(a, "name", k->default_name);
+    if (k == &KIND_SERVER && cli_has(a, "locators")) {
+        char err[300];
+        if (cli_check_locators(cli_str(a, "locators"), err, sizeof err) != 0)
+            return cli_usage_error(a->cmd, "option --locators: %s", err);
+    }
     char dir[PATH_MAX];
-    int rc = prepare_server_dir(a, name, dir);
+    int rc = prepare_daemon_dir(a, k, name, dir);
     if (rc)
         return rc;
     daemon_argv d;
-    build_daemon_argv(a, name, dir, &d);
+    build_daemon_argv(a, k, name, dir, &d);
     char out_path[PATH_MAX + 64], log_path[PATH_MAX + 64];
     snprintf(out_path, sizeof out_path, "%s/%s.out", dir, name);
     snprintf(log_path, sizeof log_path, "%s/%s.log", dir, name);
@@ -513,16 +558,26 @@ int cmd_start_server(cli_ctx *ctx, const cli_args *a)
     server_status st;
     char reason[256] = "";
     if (wait_until_up(pid, dir, (double)cli_int(a, "timeout", 60), &st, reason, sizeof reason))
-        return print_started(a, name, pid, &st, dir, log_path);
-    cli_err("server %s did not start: %s", name, reason);
+        return print_started(a, k, name, pid, &st, dir, log_path);
+    cli_err("%s %s did not start: %s", k->role, name, reason);
     print_tail(log_path, 20, log_start);
     print_tail(out_path, 20, 0);
     return EXIT_ERR;
 }
 
-/* ---- status server ---------------------------------------------------- */
+int cmd_start_server(cli_ctx *ctx, const cli_args *a)
+{
+    return start_daemon(a, &KIND_SERVER);
+}
 
-/* How a SERVER_INFO field is shown in status server's text output. */
+int cmd_start_locator(cli_ctx *ctx, const cli_args *a)
+{
+    return start_daemon(a, &KIND_LOCATOR);
+}
+
+/* ---- status server / status locator ---------------------------------- */
+
+/* How a SERVER_INFO field is shown in the status commands' text output. */
 typedef enum info_format {
     INFO_TEXT,     /* a string, as is */
     INFO_NUMBER,   /* an unsigned integer, in digits */
@@ -548,10 +603,11 @@ static const struct info_row {
  * lacks it (or holds another type). */
 static bool format_info(const agate_buf *info, const struct info_row *row, char *out, size_t cap)
 {
+    mp_cursor root = doc_root(info);
     if (row->format == INFO_TEXT)
-        return cli_info_str(info, row->key, out, cap);
+        return doc_get_str(root, row->key, out, cap);
     uint64_t u;
-    if (!cli_info_uint(info, row->key, &u))
+    if (!doc_get_uint(root, row->key, &u))
         return false;
     if (row->format == INFO_DURATION)
         fmt_duration(u, out, cap);
@@ -572,46 +628,87 @@ static void add_info_rows(table_t *t, const agate_buf *info)
     }
 }
 
-/* Prints the text of status server --server: the server's name and
- * address, the ping time and the SERVER_INFO rows. */
-static void print_remote_status(const char *addr, double ping_ms, const agate_buf *info)
+/* Adds a locator's view of its cluster (a CLUSTER_STATUS map) to t:
+ * "cluster: view 3, metadata version 17, 2 members, 1 region". */
+static void add_cluster_row(table_t *t, const agate_buf *cluster)
+{
+    mp_cursor root = doc_root(cluster);
+    uint64_t view = 0, version = 0;
+    doc_iter members, regions;
+    bool have_m = doc_get_array(root, "members", &members);
+    bool have_r = doc_get_array(root, "regions", &regions);
+    if (!doc_get_uint(root, "view_id", &view) || !have_m || !have_r)
+        return;
+    doc_get_uint(root, "metadata_version", &version);
+    table_pair(t, "cluster:", "view %llu, metadata version %llu, %u member%s, %u region%s",
+               (unsigned long long)view, (unsigned long long)version, members.left,
+               members.left == 1 ? "" : "s", regions.left, regions.left == 1 ? "" : "s");
+}
+
+/* The cluster status a locator at addr reports, into *out (left empty when
+ * it does not answer: the status commands show what they can). */
+static void locator_cluster_status(const char *addr, agate_buf *out)
+{
+    agate_client *c = cli_client_new(1000, 2000);
+    if (c && (agate_connect_locator(c, addr) != 0 || agate_cluster_status(c, out) != 0))
+        agate_buf_free(out);
+    agate_client_free(c);
+}
+
+/* Prints the text of a status command asking over the network: the
+ * daemon's name and address, the ping time, the SERVER_INFO rows and a
+ * locator's cluster. */
+static void print_remote_status(const daemon_kind *k, const char *addr, double ping_ms,
+                                const agate_buf *info, const agate_buf *cluster)
 {
     char name[128] = "?";
-    cli_info_str(info, "name", name, sizeof name);
-    printf("Server %s at %s is running\n", name, addr);
+    doc_get_str(doc_root(info), "name", name, sizeof name);
+    printf("%s %s at %s is running\n", k->title, name, addr);
     table_t t;
     table_init(&t, 2, NULL, NULL);
     table_pair(&t, "ping:", "ok (%.2f ms)", ping_ms);
     add_info_rows(&t, info);
+    if (cluster->data)
+        add_cluster_row(&t, cluster);
     table_print(&t, stdout);
     table_free(&t);
 }
 
-/* status server --server=HOST:PORT: only what the protocol can tell. */
-static int status_remote(cli_ctx *ctx, const cli_args *a)
+/* status server --server=HOST:PORT, status locator --locator=HOST[PORT]:
+ * only what the protocol can tell. */
+static int status_remote(cli_ctx *ctx, const cli_args *a, const daemon_kind *k)
 {
+    cli_target target = cli_target_of(ctx, a, false);
+    char what[300];
+    cli_target_name(&target, what, sizeof what);
     agate_client *c = cli_connect(ctx, a);
     if (!c)
         return EXIT_ERR;
     double t0 = now_seconds();
     int rc = agate_ping(c);
     double ping_ms = (now_seconds() - t0) * 1000;
-    agate_buf info = {0};
+    agate_buf info = {0}, cluster = {0};
     if (rc == 0)
         rc = agate_server_info(c, &info);
     if (rc < 0)
-        return cli_finish(ctx, c, rc, cli_server(ctx, a));
-    const char *addr = agate_server_address(c);
+        return cli_finish(ctx, c, rc, what);
+    if (k == &KIND_LOCATOR && agate_cluster_status(c, &cluster) != 0)
+        agate_buf_free(&cluster);
+    const char *addr = target.locator ? NULL : agate_server_address(c);
     if (!addr)
-        addr = cli_server(ctx, a);
+        addr = target.addr;
     rc = EXIT_OK;
     if (a->json)
-        rc = json_print_object(stdout, JSON_FIELDS(JF_STR("server", addr), JF_BOOL("ping", true),
-                                                    JF_DOUBLE("ping_ms", ping_ms),
-                                                    JF_MP("info", info.data, info.len)));
+        rc = json_print_object(
+            stdout, JSON_FIELDS(JF_STR(target.locator ? "locator" : "server", addr),
+                                JF_BOOL("ping", true), JF_DOUBLE("ping_ms", ping_ms),
+                                JF_MP("info", info.data, info.len),
+                                JF_IF(cluster.data != NULL,
+                                      JF_MP("cluster", cluster.data, cluster.len))));
     else
-        print_remote_status(addr, ping_ms, &info);
+        print_remote_status(k, addr, ping_ms, &info, &cluster);
     agate_buf_free(&info);
+    agate_buf_free(&cluster);
     cli_release(ctx, c);
     return rc;
 }
@@ -622,30 +719,42 @@ void cli_reap_children(void)
     }
 }
 
-/* Reads the status file of the server a status/stop command names (--dir,
+/* Reads the status file of the daemon a status/stop command names (--dir,
  * else ./NAME) after reaping exited children; dir (PATH_MAX bytes) gets the
- * directory. Returns 0, or EXIT_ERR after the message. */
-static int load_server_status(const cli_args *a, char *dir, server_status *st)
+ * directory. A daemon of the other role there is an error: stop server
+ * must not stop a locator by mistake. Returns 0, or EXIT_ERR after the
+ * message. */
+static int load_daemon_status(const cli_args *a, const daemon_kind *k, char *dir,
+                              server_status *st)
 {
     cli_reap_children();
-    server_dir(a, dir, PATH_MAX);
-    if (read_status(dir, st) == 0)
-        return 0;
-    cli_err("no server status in %s: %s (never started there?)", dir, strerror(errno));
-    return EXIT_ERR;
+    daemon_dir(a, k, dir, PATH_MAX);
+    if (read_status(dir, st) != 0) {
+        cli_err("no %s status in %s: %s (never started there?)", k->role, dir, strerror(errno));
+        return EXIT_ERR;
+    }
+    if (st->role[0] && strcmp(st->role, k->role) != 0) {
+        /* suggest the same verb for the right role: "stop locator" */
+        int verb = (int)strcspn(a->cmd->name, " ");
+        cli_err("%s holds a %s (%s), not a %s: use 'agate %.*s %s'", dir, st->role,
+                st->name[0] ? st->name : "?", k->role, verb, a->cmd->name, st->role);
+        return EXIT_ERR;
+    }
+    return 0;
 }
 
-/* What status server finds out about a local server beyond its file. */
+/* What status server finds out about a local daemon beyond its file. */
 typedef struct server_probe {
     bool alive;       /* the status file says running and the process exists */
     bool ping_ok;
     double ping_ms;
     agate_buf info;   /* SERVER_INFO; data NULL when unknown */
+    agate_buf cluster; /* a locator's CLUSTER_STATUS; data NULL when unknown */
 } server_probe;
 
-/* Checks that the server of st runs and pings it (asking SERVER_INFO when
- * it answers). Free pr->info with agate_buf_free. */
-static void probe_server(const server_status *st, server_probe *pr)
+/* Checks that the daemon of st runs and pings it (asking SERVER_INFO, and
+ * a locator its cluster status, when it answers). Free with probe_free. */
+static void probe_daemon(const daemon_kind *k, const server_status *st, server_probe *pr)
 {
     memset(pr, 0, sizeof(*pr));
     pr->alive = strcmp(st->state, "running") == 0 && pid_alive(st->pid);
@@ -660,28 +769,40 @@ static void probe_server(const server_status *st, server_probe *pr)
     if (pr->ping_ok && agate_server_info(c, &pr->info) != 0)
         agate_buf_free(&pr->info);
     agate_client_free(c);
+    if (pr->ping_ok && k == &KIND_LOCATOR)
+        locator_cluster_status(addr, &pr->cluster);
 }
 
-/* Prints status server --json for a local server. */
-static int print_status_json(const server_status *st, const char *dir, const server_probe *pr)
+static void probe_free(server_probe *pr)
+{
+    agate_buf_free(&pr->info);
+    agate_buf_free(&pr->cluster);
+}
+
+/* Prints a status command's --json for a local daemon. */
+static int print_status_json(const daemon_kind *k, const server_status *st, const char *dir,
+                             const server_probe *pr)
 {
     const char *state = pr->alive ? (pr->ping_ok ? "running" : "not_responding") : "stopped";
-    const agate_buf *info = &pr->info;
+    const agate_buf *info = &pr->info, *cl = &pr->cluster;
     return json_print_object(
-        stdout, JSON_FIELDS(JF_STR("name", st->name), JF_STR("dir", dir), JF_INT("pid", st->pid),
+        stdout, JSON_FIELDS(JF_STR("name", st->name), JF_STR("role", st->role[0] ? st->role : k->role),
+                            JF_STR("dir", dir), JF_INT("pid", st->pid),
                             JF_BOOL("alive", pr->alive), JF_STR("state", state),
                             JF_STR("host", st->bind), JF_INT("port", st->port),
                             JF_BOOL("ping", pr->ping_ok),
-                            JF_IF(info->data != NULL, JF_MP("info", info->data, info->len))));
+                            JF_IF(info->data != NULL, JF_MP("info", info->data, info->len)),
+                            JF_IF(cl->data != NULL, JF_MP("cluster", cl->data, cl->len))));
 }
 
-/* Prints status server's text for a local server. */
-static void print_status_text(const server_status *st, const char *dir, const server_probe *pr)
+/* Prints a status command's text for a local daemon. */
+static void print_status_text(const daemon_kind *k, const server_status *st, const char *dir,
+                              const server_probe *pr)
 {
     const char *state = pr->ping_ok ? "running" : "not responding";
     if (!pr->alive)
         state = strcmp(st->state, "running") == 0 ? "not running (stale status file)" : "stopped";
-    printf("Server %s in %s is %s\n", st->name[0] ? st->name : "?", dir, state);
+    printf("%s %s in %s is %s\n", k->title, st->name[0] ? st->name : "?", dir, state);
     table_t t;
     table_init(&t, 2, NULL, NULL);
     table_pair(&t, "pid:", "%ld%s", st->pid, pr->alive ? "" : " (not alive)");
@@ -692,45 +813,54 @@ static void print_status_text(const server_status *st, const char *dir, const se
         table_pair(&t, "ping:", "failed");
     if (pr->info.data)
         add_info_rows(&t, &pr->info);
+    if (pr->cluster.data)
+        add_cluster_row(&t, &pr->cluster);
     table_print(&t, stdout);
     table_free(&t);
 }
 
-/* status server: the state of the server in --dir (or ./--name), or with
- * only --server what that server says; exit 0 only if it answers. */
-int cmd_status_server(cli_ctx *ctx, const cli_args *a)
+/* status server / status locator: the state of the daemon in --dir (or
+ * ./--name), or with only --server / --locator what that one says; exit 0
+ * only if it answers. */
+static int status_daemon(cli_ctx *ctx, const cli_args *a, const daemon_kind *k)
 {
-    if (a->server && !cli_has(a, "dir") && !cli_has(a, "name"))
-        return status_remote(ctx, a);
+    if ((a->server || a->locator) && !cli_has(a, "dir") && !cli_has(a, "name"))
+        return status_remote(ctx, a, k);
     char dir[PATH_MAX];
     server_status st;
-    if (load_server_status(a, dir, &st) != 0)
+    if (load_daemon_status(a, k, dir, &st) != 0)
         return EXIT_ERR;
     server_probe pr;
-    probe_server(&st, &pr);
+    probe_daemon(k, &st, &pr);
     int rc = pr.alive && pr.ping_ok ? EXIT_OK : EXIT_ERR;
     int prc = EXIT_OK;
     if (a->json)
-        prc = print_status_json(&st, dir, &pr);
+        prc = print_status_json(k, &st, dir, &pr);
     else
-        print_status_text(&st, dir, &pr);
-    agate_buf_free(&pr.info);
+        print_status_text(k, &st, dir, &pr);
+    probe_free(&pr);
     return prc ? prc : rc;
 }
 
-/* ---- stop server ------------------------------------------------------ */
+int cmd_status_server(cli_ctx *ctx, const cli_args *a) { return status_daemon(ctx, a, &KIND_SERVER); }
 
-/* stop server: SIGTERM to the server in --dir (or ./--name), SIGKILL if it
- * is still there after --timeout seconds. */
-int cmd_stop_server(cli_ctx *ctx, const cli_args *a)
+int cmd_status_locator(cli_ctx *ctx, const cli_args *a)
 {
-    (void)ctx;
+    return status_daemon(ctx, a, &KIND_LOCATOR);
+}
+
+/* ---- stop server / stop locator --------------------------------------- */
+
+/* stop server / stop locator: SIGTERM to the daemon in --dir (or
+ * ./--name), SIGKILL if it is still there after --timeout seconds. */
+static int stop_daemon(const cli_args *a, const daemon_kind *k)
+{
     char dir[PATH_MAX];
     server_status st;
-    if (load_server_status(a, dir, &st) != 0)
+    if (load_daemon_status(a, k, dir, &st) != 0)
         return EXIT_ERR;
     if (strcmp(st.state, "running") != 0 || !pid_alive(st.pid)) {
-        cli_err("server %s in %s is not running", st.name[0] ? st.name : "?", dir);
+        cli_err("%s %s in %s is not running", k->role, st.name[0] ? st.name : "?", dir);
         return EXIT_ERR;
     }
     double timeout = (double)cli_int(a, "timeout", 30);
@@ -740,19 +870,23 @@ int cmd_stop_server(cli_ctx *ctx, const cli_args *a)
     bool killed = !graceful && kill_and_wait(pid, SIGKILL, 5, false);
     double took = now_seconds() - t0;
     if (!graceful && !killed) {
-        cli_err("server %s (pid %ld) survived SIGTERM and SIGKILL", st.name, st.pid);
+        cli_err("%s %s (pid %ld) survived SIGTERM and SIGKILL", k->role, st.name, st.pid);
         return EXIT_ERR;
     }
     if (a->json)
         return json_print_object(
-            stdout, JSON_FIELDS(JF_STR("name", st.name), JF_INT("pid", st.pid),
-                                JF_BOOL("stopped", true),
+            stdout, JSON_FIELDS(JF_STR("name", st.name), JF_STR("role", k->role),
+                                JF_INT("pid", st.pid), JF_BOOL("stopped", true),
                                 JF_STR("signal", graceful ? "SIGTERM" : "SIGKILL"),
                                 JF_DOUBLE("seconds", (double)(long)(took * 100) / 100)));
     if (graceful)
-        printf("Server %s stopped (pid %ld, SIGTERM, %.2f s)\n", st.name, st.pid, took);
+        printf("%s %s stopped (pid %ld, SIGTERM, %.2f s)\n", k->title, st.name, st.pid, took);
     else
-        printf("Server %s did not stop within %.0f s after SIGTERM; killed it with SIGKILL (pid %ld)\n",
-               st.name, timeout, st.pid);
+        printf("%s %s did not stop within %.0f s after SIGTERM; killed it with SIGKILL (pid %ld)\n",
+               k->title, st.name, timeout, st.pid);
     return EXIT_OK;
 }
+
+int cmd_stop_server(cli_ctx *ctx, const cli_args *a) { return stop_daemon(a, &KIND_SERVER); }
+
+int cmd_stop_locator(cli_ctx *ctx, const cli_args *a) { return stop_daemon(a, &KIND_LOCATOR); }

@@ -1,7 +1,7 @@
 /* main.c - entry point of the agate admin CLI.
  *
  *   agate                       interactive shell (or script mode on a pipe)
- *   agate [--server=H:P] VERB NOUN [--opt=value ...]
+ *   agate [--server=H:P | --locator=H[P]] VERB NOUN [--opt=value ...]
  *   agate --help | help | --version
  *
  * Exit status: 0 success, 1 error, 2 usage error (see docs/cli.md). */
@@ -33,7 +33,7 @@ int main(int argc, char **argv)
             cli_print_help(stdout, false);
             return EXIT_OK;
         }
-        return cli_shell(&ctx, a.server);
+        return cli_shell(&ctx, &a);
     }
     rc = cli_execute(&ctx, argc - 1, argv + 1);
     if (fflush(stdout) != 0 && rc == EXIT_OK) {

@@ -26,7 +26,8 @@ static int term_width(void)
     return 80;
 }
 
-/* Formats n in the bar's unit: "1.5 MiB" (bytes) or "1,234" (entries). */
+/* Formats n in the bar's unit: "1.5 MiB" (bytes) or "1,234" (entries,
+ * moves). */
 static void format_amount(const progress_t *p, uint64_t n, char *out, size_t cap)
 {
     if (p->unit == PROGRESS_BYTES)
@@ -41,7 +42,9 @@ static void format_amount(const progress_t *p, uint64_t n, char *out, size_t cap
 static void describe_progress(const progress_t *p, uint64_t done, uint64_t entries, double elapsed,
                               char *out, size_t cap, int *pct)
 {
-    const char *unit = p->unit == PROGRESS_ENTRIES ? " entries" : "";
+    const char *unit = p->unit == PROGRESS_ENTRIES ? " entries"
+                       : p->unit == PROGRESS_MOVES ? " moves"
+                                                   : "";
     char d[32], t[32], amount[96];
     format_amount(p, done, d, sizeof d);
     if (p->total) {
@@ -57,17 +60,21 @@ static void describe_progress(const progress_t *p, uint64_t done, uint64_t entri
         fmt_duration((uint64_t)(left + 0.5), dur, sizeof dur);
         snprintf(eta, sizeof eta, "  ETA %s", dur);
     }
-    char r[32];
-    fmt_count((uint64_t)(elapsed > 0 ? (double)entries / elapsed : 0), r, sizeof r);
+    char r[48] = "";
+    if (p->unit != PROGRESS_MOVES) {
+        char n[32];
+        fmt_count((uint64_t)(elapsed > 0 ? (double)entries / elapsed : 0), n, sizeof n);
+        snprintf(r, sizeof r, "  %s entries/s", n);
+    }
     *pct = -1;
     if (p->total) {
         uint64_t capped = done > p->total ? p->total : done;
         *pct = (int)((double)capped * 100.0 / (double)p->total);
     }
     if (*pct >= 0)
-        snprintf(out, cap, "%3d%%  %s  %s entries/s%s", *pct, amount, r, eta);
+        snprintf(out, cap, "%3d%%  %s%s%s", *pct, amount, r, eta);
     else
-        snprintf(out, cap, "%s  %s entries/s", amount, r);
+        snprintf(out, cap, "%s%s", amount, r);
 }
 
 /* Draws "[###>....] text" (the bar only with a percentage and room for it)

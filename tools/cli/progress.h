@@ -12,6 +12,7 @@
 typedef enum progress_unit {
     PROGRESS_BYTES,   /* done/total are bytes (import: of the input file) */
     PROGRESS_ENTRIES, /* done/total are entries (export: of the region size) */
+    PROGRESS_MOVES,   /* done/total are bucket and primary moves (rebalance); no rate */
 } progress_unit;
 
 typedef struct progress {
@@ -27,7 +28,9 @@ typedef struct progress {
  * terminal. */
 void progress_init(progress_t *p, progress_unit unit, uint64_t total);
 /* Reports progress: done in the bar's unit, entries transferred so far (for
- * the rate). Redraws if 100 ms passed since the last draw, or when force. */
+ * the rate; ignored for moves). Redraws if 100 ms passed since the last
+ * draw, or when force. p->total may be changed between calls (a plan that
+ * grows). */
 void progress_update(progress_t *p, uint64_t done, uint64_t entries, bool force);
 /* Erases the bar so the summary line starts on a clean line. */
 void progress_finish(progress_t *p);

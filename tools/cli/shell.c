@@ -390,7 +390,8 @@ static char *prompt(EditLine *el)
     (void)el;
     static char buf[300];
     if (prompt_ctx && prompt_ctx->conn_addr)
-        snprintf(buf, sizeof buf, "agate[%s]> ", prompt_ctx->conn_addr);
+        snprintf(buf, sizeof buf, "agate[%s%s]> ", prompt_ctx->conn_locator ? "locator " : "",
+                 prompt_ctx->conn_addr);
     else
         snprintf(buf, sizeof buf, "agate> ");
     return buf;
@@ -460,18 +461,19 @@ static int interactive_loop(cli_ctx *ctx, int last)
     return last;
 }
 
-int cli_shell(cli_ctx *ctx, const char *initial_server)
+int cli_shell(cli_ctx *ctx, const cli_args *a)
 {
     ctx->in_shell = true;
     bool interactive = isatty(STDIN_FILENO) == 1;
     int last = EXIT_OK;
-    if (initial_server) {
-        /* as if the user had typed: connect --server=ADDR */
-        char *argv[] = {"connect", "--server", (char *)initial_server, NULL};
+    if (a && (a->server || a->locator)) {
+        /* as if the user had typed: connect --server=ADDR (or --locator) */
+        char *argv[] = {"connect", a->server ? "--server" : "--locator",
+                        (char *)(a->server ? a->server : a->locator), NULL};
         last = cli_execute(ctx, 3, argv);
     }
     last = interactive ? interactive_loop(ctx, last) : script_loop(ctx, last);
-    cli_set_connection(ctx, NULL, NULL);
+    cli_set_connection(ctx, NULL, NULL, false);
     if (ctx->quit && ctx->quit_code >= 0)
         return ctx->quit_code;
     return last;

@@ -89,11 +89,14 @@ agate_client *agate_client_new(const agate_options *opts);
 void agate_client_free(agate_client *c);
 
 /* Connects to the first of servers ("host:port[,host:port...]") that
- * completes the handshake. Returns 0, AGATE_ECONNECT, AGATE_EVERSION, ... */
+ * completes the handshake. Returns 0, AGATE_ECONNECT, AGATE_EVERSION, ...
+ * If that server is a locator or a member of a cluster, the client routes
+ * over the cluster from then on (see "Clusters" below). */
 int agate_connect(agate_client *c, const char *servers);
 /* Message for the last failed call on c; valid until the next call on c. */
 const char *agate_errmsg(const agate_client *c);
-/* "host:port" of the connected server, or NULL. Valid while connected. */
+/* "host:port" of the connected server, or NULL. Valid while connected.
+ * In a cluster: the locator's (or, while it is not connected, a member's). */
 const char *agate_server_address(const agate_client *c);
 
 /* Bytes owned by the caller; release with agate_buf_free. */
@@ -234,18 +237,39 @@ void agate_page_free(agate_page *page);
 
 /* ---- Clusters ----------------------------------------------------------
  * agate_connect_locator connects through locators ("host[port]" or
- * "host:port", comma-separated, Geode style; the first that answers is
- * used), fetches the cluster map and from then on sends every key operation
- * straight to the member holding the key's primary bucket (single hop),
- * refreshing the map on a redirect or a view change. agate_connect given a
- * member of a cluster does the same with the locators that member names.
- * put_all and get_all are split by member; size, keys, entries and clear
- * combine every member's share. A write that got no answer (timeout,
- * member lost) is retried with the same event id, so it is applied at most
- * once. Region definitions and the calls below go to the locator.
+ * "host:port", comma-separated, Geode style; a bare host means port 10334;
+ * the first that answers is used), fetches the cluster map and from then on
+ * sends every key operation straight to the member holding the key's
+ * primary bucket (single hop, one connection per member, opened on first
+ * use). agate_connect does the same when the server it reaches is a
+ * locator (its HELLO says role "locator") or a member of a cluster (its
+ * HELLO reports a nonzero metadata_version and CLUSTER_MAP returns a map);
+ * the locators are then the ones the map names.
+ *
+ * Retries: a REDIRECT, an UNAVAILABLE, or the member's connection failing
+ * (AGATE_EIO, AGATE_ECONNECT, AGATE_ETIMEDOUT) makes the client refresh
+ * the map (from the locator, else from any member) and try again: at once
+ * after a REDIRECT that a newer map explains, else after a backoff of 50 ms
+ * doubling to 1 s, until request_timeout_ms (counted from the call) is used
+ * up. Then the last error is returned (agate_errmsg adds how long it
+ * retried). A member that lost its primary stays in the map until the
+ * locator removes it (member timeout plus a check, ~7.5 s by default), so
+ * keep the request timeout above that to ride through a member crash.
+ *
+ * Writes carry an event id [client_id, sequence] (client_id random per
+ * client). A write retried after no answer (timeout, connection lost)
+ * reuses its event id, so the member applies it at most once; after
+ * REDIRECT or UNAVAILABLE (not applied) it takes a new sequence number.
+ * put_all and get_all are split by primary member (only the failed part is
+ * redone); size, keys, entries and clear combine every member's share.
+ * Scan cursors hold the member's index in the map in their top 16 bits and
+ * the member's own cursor below: the scan guarantee holds while the
+ * membership is stable. Region definitions, agate_ping, agate_server_info
+ * (and agate_server_address) and the calls below go to the locator.
  *
  * The admin calls return MessagePack documents (maps and arrays, described
- * in docs/cluster.md) in *out; free with agate_buf_free. */
+ * in docs/cluster.md) in *out; free with agate_buf_free. They fail with
+ * AGATE_EINVAL ("not connected to a cluster") on a single-server client. */
 int agate_connect_locator(agate_client *c, const char *locators);
 /* 1 when the client is routing over a cluster, 0 for a single server. */
 int agate_is_cluster(const agate_client *c);
@@ -313,7 +337,21 @@ int agate_wait(agate_client *c, int timeout_ms);
  * agate_process reads a bounded amount per call (so a server that keeps
  * sending cannot make it block), so poll level-triggered (poll, select,
  * libevent's default, epoll without EPOLLET). The socket changes when the client reconnects (on the
- * first call after a failure): check agate_fd again after errors. */
+ * first call after a failure): check agate_fd again after errors.
+ *
+ * In a cluster (agate_is_cluster) agate_fd is an epoll descriptor owned by
+ * the client, the same for its whole life: it holds every member
+ * connection (for reading, and for writing while one has output queued)
+ * and a timer for the next retry, and becomes readable whenever
+ * agate_process has work. Poll it for reading only (agate_wants_write is
+ * then informational). agate_process never fails there (errors reach the
+ * callbacks); when a retry is due it may block to refresh the map or
+ * connect to a member (bounded by the timeouts). An async request there is
+ * retried like a synchronous one (no more retries once request_timeout_ms,
+ * counted from the request, is used up) and its callback runs once, with
+ * the final outcome; the callback's client is the one you queued the
+ * request on. As on a single server, a request in flight on a connection
+ * that stays open but silent waits for its reply. */
 int agate_fd(const agate_client *c);
 int agate_wants_write(const agate_client *c);
 int agate_process(agate_client *c);

@@ -1,0 +1,152 @@
+/* cluster.c - the public cluster API: connecting through locators and the
+ * administration calls sent to the locator (docs/cluster.md, "Opcodes").
+ * The admin calls hand back the locator's MessagePack result as is. */
+#include <string.h>
+
+#include "client/router.h"
+#include "common/mpw.h"
+#include "common/proto.h"
+
+int agate_connect_locator(agate_client *c, const char *locators)
+{
+    if (!c)
+        return AGATE_EINVAL;
+    int rc = client_check_blocking(c, "agate_connect_locator");
+    if (rc)
+        return rc;
+    if (!locators)
+        return client_err(c, AGATE_EINVAL, "no locator list");
+    return router_connect_locators(c, locators);
+}
+
+int agate_is_cluster(const agate_client *c) { return c && c->router ? 1 : 0; }
+
+/* The first result, copied whole into the caller's agate_buf (call->out). */
+static int ok_raw(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
+{
+    mp_cursor cur = r->results;
+    const uint8_t *p;
+    size_t n;
+    if (r->nresults < 1)
+        return client_bad_reply(c, "reply without a result");
+    int rc = client_read_raw(c, &cur, &p, &n);
+    if (rc)
+        return rc;
+    if (client_buf_copy(call->out, p, n))
+        return client_err(c, AGATE_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int ok_count(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
+{
+    mp_cursor cur = r->results;
+    uint64_t v;
+    if (r->nresults < 1 || mp_read_uint(&cur, &v))
+        return client_bad_reply(c, "reply is not a count");
+    if (call->out)
+        *(uint64_t *)call->out = v;
+    return 0;
+}
+
+/* The locator connection of a routing client, or an error: not a cluster,
+ * called from a callback, no locator known. */
+static int locator_of(agate_client *c, const char *what, agate_client **out)
+{
+    if (!c->router)
+        return client_err(c, AGATE_EINVAL, "not connected to a cluster");
+    int rc = client_check_blocking(c, what);
+    if (rc)
+        return rc;
+    *out = c->router->admin;
+    if ((*out)->nservers == 0)
+        return client_err(c, AGATE_ECONNECT, "no locator known (the cluster map names none)");
+    return 0;
+}
+
+/* Sends op to the locator with at most one argument: a string (name), or
+ * an options map {opt: flag} (opt not NULL); on_ok reads the result. */
+static int admin_call(agate_client *c, const char *what, int op, const char *name,
+                      const char *opt, int flag, client_ok_fn on_ok, void *out)
+{
+    agate_client *admin;
+    int rc = locator_of(c, what, &admin);
+    if (rc)
+        return rc;
+    client_call call;
+    client_req rq;
+    client_call_init(&call, on_ok, out);
+    rc = client_call_begin(admin, &call, &rq, op, (name || opt) ? 1 : 0, 0);
+    if (!rc) {
+        int e = 0;
+        if (name)
+            e = mpw_cstr(&rq.pk, name);
+        else if (opt)
+            e = msgpack_pack_map(&rq.pk, 1) | mpw_kv_bool(&rq.pk, opt, flag != 0);
+        rc = client_call_end(admin, &call, &rq, e);
+    }
+    if (!rc)
+        rc = client_call_wait(admin, &call);
+    return router_pass(c, admin, rc);
+}
+
+/* Checks and zeroes an agate_buf output. */
+static int out_buf(agate_client *c, agate_buf *out)
+{
+    if (!c)
+        return AGATE_EINVAL;
+    if (!out)
+        return client_err(c, AGATE_EINVAL, "no output buffer");
+    memset(out, 0, sizeof(*out));
+    return 0;
+}
+
+int agate_cluster_status(agate_client *c, agate_buf *out)
+{
+    int rc = out_buf(c, out);
+    return rc ? rc
+              : admin_call(c, "agate_cluster_status", OP_CLUSTER_STATUS, NULL, NULL, 0, ok_raw,
+                           out);
+}
+
+int agate_member_list(agate_client *c, agate_buf *out)
+{
+    int rc = out_buf(c, out);
+    return rc ? rc
+              : admin_call(c, "agate_member_list", OP_MEMBER_LIST, NULL, NULL, 0, ok_raw, out);
+}
+
+int agate_member_describe(agate_client *c, const char *name, agate_buf *out)
+{
+    int rc = out_buf(c, out);
+    if (!rc && !name)
+        rc = client_err(c, AGATE_EINVAL, "no member name");
+    return rc ? rc
+              : admin_call(c, "agate_member_describe", OP_MEMBER_DESCRIBE, name, NULL, 0, ok_raw,
+                           out);
+}
+
+int agate_rebalance(agate_client *c, int simulate, agate_buf *out)
+{
+    int rc = out_buf(c, out);
+    return rc ? rc
+              : admin_call(c, "agate_rebalance", OP_REBALANCE, NULL, "simulate", simulate, ok_raw,
+                           out);
+}
+
+int agate_rebalance_status(agate_client *c, agate_buf *out)
+{
+    int rc = out_buf(c, out);
+    return rc ? rc
+              : admin_call(c, "agate_rebalance_status", OP_REBALANCE_STATUS, NULL, NULL, 0,
+                           ok_raw, out);
+}
+
+int agate_shutdown_cluster(agate_client *c, int include_locators, uint64_t *stopped)
+{
+    if (!c)
+        return AGATE_EINVAL;
+    if (stopped)
+        *stopped = 0;
+    return admin_call(c, "agate_shutdown_cluster", OP_SHUTDOWN, NULL, "include_locators",
+                      include_locators, ok_count, stopped);
+}
