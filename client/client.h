@@ -262,6 +262,11 @@ int client_call_begin(agate_client *c, client_call *call, client_req *rq, int op
 /* A whole synchronous call of op with no arguments, or with one string (a
  * region name): begin, pack, end, wait. */
 int client_simple_call(agate_client *c, client_call *call, int op, const char *name);
+/* Result readers shared by calls: the first result copied whole into the
+ * agate_buf call->out; the first result as a uint into *(uint64_t *)call->out
+ * (when out is not NULL). */
+int client_ok_value(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux);
+int client_ok_uint(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux);
 /* client_req_end, counting the request into call. */
 int client_call_end(agate_client *c, client_call *call, client_req *rq, int pack_err);
 

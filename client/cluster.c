@@ -21,33 +21,6 @@ int agate_connect_locator(agate_client *c, const char *locators)
 
 int agate_is_cluster(const agate_client *c) { return c && c->router ? 1 : 0; }
 
-/* The first result, copied whole into the caller's agate_buf (call->out). */
-static int ok_raw(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
-{
-    mp_cursor cur = r->results;
-    const uint8_t *p;
-    size_t n;
-    if (r->nresults < 1)
-        return client_bad_reply(c, "reply without a result");
-    int rc = client_read_raw(c, &cur, &p, &n);
-    if (rc)
-        return rc;
-    if (client_buf_copy(call->out, p, n))
-        return client_err(c, AGATE_ENOMEM, "out of memory");
-    return 0;
-}
-
-static int ok_count(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
-{
-    mp_cursor cur = r->results;
-    uint64_t v;
-    if (r->nresults < 1 || mp_read_uint(&cur, &v))
-        return client_bad_reply(c, "reply is not a count");
-    if (call->out)
-        *(uint64_t *)call->out = v;
-    return 0;
-}
-
 /* The locator connection of a routing client, or an error: not a cluster,
  * called from a callback, no locator known. */
 static int locator_of(agate_client *c, const char *what, agate_client **out)
@@ -104,7 +77,7 @@ int agate_cluster_status(agate_client *c, agate_buf *out)
 {
     int rc = out_buf(c, out);
     return rc ? rc
-              : admin_call(c, "agate_cluster_status", OP_CLUSTER_STATUS, NULL, NULL, 0, ok_raw,
+              : admin_call(c, "agate_cluster_status", OP_CLUSTER_STATUS, NULL, NULL, 0, client_ok_value,
                            out);
 }
 
@@ -112,7 +85,7 @@ int agate_member_list(agate_client *c, agate_buf *out)
 {
     int rc = out_buf(c, out);
     return rc ? rc
-              : admin_call(c, "agate_member_list", OP_MEMBER_LIST, NULL, NULL, 0, ok_raw, out);
+              : admin_call(c, "agate_member_list", OP_MEMBER_LIST, NULL, NULL, 0, client_ok_value, out);
 }
 
 int agate_member_describe(agate_client *c, const char *name, agate_buf *out)
@@ -121,7 +94,7 @@ int agate_member_describe(agate_client *c, const char *name, agate_buf *out)
     if (!rc && !name)
         rc = client_err(c, AGATE_EINVAL, "no member name");
     return rc ? rc
-              : admin_call(c, "agate_member_describe", OP_MEMBER_DESCRIBE, name, NULL, 0, ok_raw,
+              : admin_call(c, "agate_member_describe", OP_MEMBER_DESCRIBE, name, NULL, 0, client_ok_value,
                            out);
 }
 
@@ -129,7 +102,7 @@ int agate_rebalance(agate_client *c, int simulate, agate_buf *out)
 {
     int rc = out_buf(c, out);
     return rc ? rc
-              : admin_call(c, "agate_rebalance", OP_REBALANCE, NULL, "simulate", simulate, ok_raw,
+              : admin_call(c, "agate_rebalance", OP_REBALANCE, NULL, "simulate", simulate, client_ok_value,
                            out);
 }
 
@@ -138,7 +111,7 @@ int agate_rebalance_status(agate_client *c, agate_buf *out)
     int rc = out_buf(c, out);
     return rc ? rc
               : admin_call(c, "agate_rebalance_status", OP_REBALANCE_STATUS, NULL, NULL, 0,
-                           ok_raw, out);
+                           client_ok_value, out);
 }
 
 int agate_shutdown_cluster(agate_client *c, int include_locators, uint64_t *stopped)
@@ -148,5 +121,5 @@ int agate_shutdown_cluster(agate_client *c, int include_locators, uint64_t *stop
     if (stopped)
         *stopped = 0;
     return admin_call(c, "agate_shutdown_cluster", OP_SHUTDOWN, NULL, "include_locators",
-                      include_locators, ok_count, stopped);
+                      include_locators, client_ok_uint, stopped);
 }

@@ -10,7 +10,7 @@
 
 /* ---- Result readers (client_ok_fn) ------------------------------------ */
 
-static int ok_value(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
+int client_ok_value(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
 {
     mp_cursor cur = r->results;
     const uint8_t *p;
@@ -30,7 +30,7 @@ static int ok_map(agate_client *c, client_call *call, const msg_response *r, uin
     mp_type t;
     if (r->nresults < 1 || mp_peek_type(&r->results, &t) || t != MP_MAP)
         return client_bad_reply(c, "reply is not a map");
-    return ok_value(c, call, r, aux);
+    return client_ok_value(c, call, r, aux);
 }
 
 /* value, member_id, counter */
@@ -63,7 +63,7 @@ static int ok_bool(agate_client *c, client_call *call, const msg_response *r, ui
     return 0;
 }
 
-static int ok_uint(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
+int client_ok_uint(agate_client *c, client_call *call, const msg_response *r, uintptr_t aux)
 {
     mp_cursor cur = r->results;
     uint64_t v;
@@ -175,7 +175,7 @@ int agate_get(agate_client *c, const char *region, const void *key, size_t klen,
         return router_keyed(c, &k);
     }
     client_call call;
-    client_call_init(&call, ok_value, value);
+    client_call_init(&call, client_ok_value, value);
     return keyed_call(c, &call, OP_GET, region, key, klen, NULL, 0, NULL);
 }
 
@@ -239,7 +239,7 @@ int agate_size(agate_client *c, const char *region, uint64_t *count)
     if (c->router)
         return router_size(c, region, count);
     client_call call;
-    client_call_init(&call, ok_uint, count);
+    client_call_init(&call, client_ok_uint, count);
     return client_simple_call(c, &call, OP_SIZE, region);
 }
 
@@ -252,7 +252,7 @@ int agate_clear(agate_client *c, const char *region, uint64_t *removed)
     if (c->router)
         return router_clear(c, region, removed);
     client_call call;
-    client_call_init(&call, ok_uint, removed);
+    client_call_init(&call, client_ok_uint, removed);
     return client_simple_call(c, &call, OP_CLEAR, region);
 }
 

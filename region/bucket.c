@@ -242,14 +242,15 @@ int bucket_locked_tombstone(bucket_t *b, uint64_t hash, const uint8_t *key, uint
     return rc;
 }
 
-uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff)
+/* Unlinks and frees every entry drop() selects; returns how many. */
+static uint32_t remove_where(bucket_t *b, bool (*drop)(const entry_t *e, const void *arg),
+                             const void *arg)
 {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < b->nslots && b->ntomb; i++) {
+    for (uint32_t i = 0; i < b->nslots; i++) {
         for (entry_t **link = &b->slots[i]; *link;) {
             entry_t *e = *link;
-            int64_t when;
-            if (e->tomb && (memcpy(&when, entry_value(e), sizeof when), when < cutoff)) {
+            if (drop(e, arg)) {
                 *link = e->next;
                 account(b, e, -1);
                 free(e);
@@ -260,6 +261,35 @@ uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff)
         }
     }
     return n;
+}
+
+static bool tomb_older(const entry_t *e, const void *arg)
+{
+    int64_t when;
+    if (!e->tomb)
+        return false;
+    memcpy(&when, entry_value(e), sizeof when);
+    return when < *(const int64_t *)arg;
+}
+
+uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff)
+{
+    return b->ntomb ? remove_where(b, tomb_older, &cutoff) : 0;
+}
+
+static bool counter_below(const entry_t *e, const void *arg)
+{
+    return e->counter < *(const uint64_t *)arg;
+}
+
+void bucket_locked_clear_below(bucket_t *b, uint64_t counter)
+{
+    if (counter <= b->floor)
+        return;
+    remove_where(b, counter_below, &counter); /* newer entries (a reordered later write) stay */
+    b->floor = counter;
+    if (b->counter < counter)
+        b->counter = counter;
 }
 
 int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen)

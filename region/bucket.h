@@ -75,6 +75,9 @@ int bucket_locked_tombstone(bucket_t *b, uint64_t hash, const uint8_t *key, uint
 int bucket_locked_put_at(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
                          bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
                          uint64_t counter);
+/* Clusters: removes every entry older than counter and raises the floor
+ * (b->floor) to it, so older writes arriving later are refused. */
+void bucket_locked_clear_below(bucket_t *b, uint64_t counter);
 /* Drops tombstones written before cutoff (seconds, CLOCK_MONOTONIC). */
 uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff);
 

@@ -150,43 +150,15 @@ uint64_t region_purge_tombstones(region_t *r, int64_t max_age_s)
 
 /* ---- writes ---- */
 
-/* Removes every entry older than counter and raises the floor to it. */
-static void clear_below(bucket_t *b, uint64_t counter)
-{
-    if (counter <= b->floor)
-        return;
-    /* rebuilding keeps newer entries (a reordered later write) */
-    for (uint32_t i = 0; i < b->nslots; i++) {
-        for (entry_t **link = &b->slots[i]; *link;) {
-            entry_t *e = *link;
-            if (e->counter < counter) {
-                *link = e->next;
-                if (e->tomb)
-                    b->ntomb--;
-                else
-                    atomic_fetch_sub_explicit(&b->count, 1, memory_order_relaxed);
-                atomic_fetch_sub_explicit(&b->bytes, entry_footprint(e), memory_order_relaxed);
-                free(e);
-            } else {
-                link = &e->next;
-            }
-        }
-    }
-    b->floor = counter;
-    if (b->counter < counter)
-        b->counter = counter;
-}
-
-static int apply_locked(region_t *r, bucket_t *b, const region_op *op)
+static int apply_locked(bucket_t *b, const region_op *op)
 {
     if (op->kind == REGION_OP_CLEAR) {
-        clear_below(b, op->counter);
+        bucket_locked_clear_below(b, op->counter);
         return 0;
     }
     if (op->kind == REGION_OP_REMOVE)
         return bucket_locked_tombstone(b, op->hash, op->key, op->klen, op->key_is_str,
                                        op->member_id, op->counter);
-    (void)r;
     return bucket_locked_put_at(b, op->hash, op->key, op->klen, op->key_is_str, op->value,
                                 op->vlen, op->member_id, op->counter);
 }
@@ -227,7 +199,7 @@ void region_primary_write(region_t *r, region_op *op, bool serving, region_write
     }
     op->member_id = r->member_id;
     op->counter = b->counter + 1;
-    if (apply_locked(r, b, op) || tracker_note(&b->trk, op->client_id, op->seq)) {
+    if (apply_locked(b, op) || tracker_note(&b->trk, op->client_id, op->seq)) {
         out->outcome = RW_NO_MEMORY;
         goto out;
     }
@@ -263,11 +235,11 @@ static bool is_old(const bucket_t *b, const region_op *op)
     return e && e->counter >= op->counter;
 }
 
-static int apply_if_newer(region_t *r, bucket_t *b, const region_op *op)
+static int apply_if_newer(bucket_t *b, const region_op *op)
 {
     int rc = 0;
     if (!is_old(b, op))
-        rc = apply_locked(r, b, op);
+        rc = apply_locked(b, op);
     if (!rc)
         rc = tracker_note(&b->trk, op->client_id, op->seq);
     return rc;
@@ -282,7 +254,7 @@ int region_replica_apply(region_t *r, uint32_t bucket, uint64_t term, const regi
         rc = -ESTALE;
     } else {
         b->term = term;
-        rc = apply_if_newer(r, b, op);
+        rc = apply_if_newer(b, op);
     }
     pthread_mutex_unlock(&b->lock);
     return rc;
@@ -292,7 +264,7 @@ int region_image_apply(region_t *r, uint32_t bucket, const region_op *op)
 {
     bucket_t *b = bucket_at(r, bucket);
     pthread_mutex_lock(&b->lock);
-    int rc = apply_if_newer(r, b, op);
+    int rc = apply_if_newer(b, op);
     pthread_mutex_unlock(&b->lock);
     return rc;
 }
@@ -366,7 +338,7 @@ void region_bucket_raise_counters(region_t *r, uint32_t bucket, uint64_t counter
     bucket_t *b = bucket_at(r, bucket);
     pthread_mutex_lock(&b->lock);
     if (floor > b->floor)
-        clear_below(b, floor);
+        bucket_locked_clear_below(b, floor);
     if (counter > b->counter)
         b->counter = counter;
     pthread_mutex_unlock(&b->lock);

@@ -221,19 +221,11 @@ static void member_remove(locator *lc, lmember *m, const char *why)
 
 static void on_check_reply(link_t *l, const msg_response *r, void *arg);
 
-static void check_state(link_t *l, bool up, void *arg)
-{
-    (void)l;
-    (void)up;
-    (void)arg;
-}
-
 /* A silent member is checked directly before it is removed. */
 static void start_check(locator *lc, lmember *m)
 {
-    link_callbacks cb = {.on_state = check_state, .arg = lc};
     m->check = link_new(lc->w->base, m->host, m->port, "locator check",
-                        lc->srv->cfg.member_timeout_ms / 2, &cb);
+                        lc->srv->cfg.member_timeout_ms / 2, NULL);
     uint32_t *id = malloc(sizeof *id);
     if (!m->check || !id || link_connect(m->check) ||
         link_request(m->check, OP_PING, NULL, 0, 0, on_check_reply, id)) {

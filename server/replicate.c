@@ -410,7 +410,7 @@ static void flush_peers(repl_t *rp)
         peer_send_unsent(rp->peers[i]);
 }
 
-static int single_status(req_ctx *x, const region_write_result *res, int kind)
+static int single_status(req_ctx *x, const region_write_result *res)
 {
     switch (res->outcome) {
     case RW_NOT_PRIMARY:
@@ -430,7 +430,6 @@ static int single_status(req_ctx *x, const region_write_result *res, int kind)
     case RW_ABSENT:
         return ST_NOT_FOUND;
     default:
-        (void)kind;
         return ST_OK;
     }
 }
@@ -457,7 +456,7 @@ void repl_write(req_ctx *x, region_t *r, region_op *ops, size_t nops, const uint
         res.bucket = clear_buckets ? clear_buckets[i] : 0;
         region_primary_write(r, &ops[i], serving, &res);
         if (nops == 1 && reply_kind == REPL_REPLY_STATUS) {
-            int st = single_status(x, &res, ops[i].kind);
+            int st = single_status(x, &res);
             if (st < 0)
                 goto done_early;
             status = st;

@@ -19,116 +19,8 @@ if [ ! -x "$AGATE" ]; then
   echo "0 passed, 0 failed"
   exit 77
 fi
-# absolute paths: the daemon is started from another working directory
-AGATE=$(cd "$(dirname "$AGATE")" && pwd)/$(basename "$AGATE")
-AGATED=$(cd "$(dirname "$AGATED")" && pwd)/$(basename "$AGATED")
-if ! command -v python3 >/dev/null; then
-  echo "python3 is needed to check JSON output (tools/install-deps.sh --test)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
-root=${AGATE_TEST_TMPDIR:-${TMPDIR:-/tmp}}
-mkdir -p "$root"
-W=$(mktemp -d "$root/cli-$$-XXXXXX")
-export HOME=$W/home AGATE_DAEMON=$AGATED
-unset AGATE_SERVER
-mkdir -p "$HOME"
-
-passed=0
-failed=0
-PIDS=()
-SERVER_DIRS=()
-
-# ---- cleanup: kill by pid, whatever happened ----------------------------
-cleanup() {
-  local d p
-  for d in "${SERVER_DIRS[@]}"; do
-    if [ -f "$d/agated.status" ]; then
-      p=$(sed -n 's/^pid=//p' "$d/agated.status")
-      [ -n "$p" ] && PIDS+=("$p")
-    fi
-  done
-  for p in "${PIDS[@]}"; do
-    if kill -0 "$p" 2>/dev/null; then
-      kill -CONT "$p" 2>/dev/null
-      kill -KILL "$p" 2>/dev/null
-    fi
-  done
-}
-on_exit() {
-  cleanup
-  if [ "$failed" -eq 0 ]; then
-    rm -rf "$W"
-  else
-    echo "keeping $W for inspection"
-  fi
-}
-trap on_exit EXIT
-trap 'echo "interrupted"; exit 130' INT TERM HUP
-
-# A watchdog outside this process tree: if this script is killed outright
-# (SIGKILL, e.g. by a test timeout) the daemons `agate start server`
-# detached are killed anyway. It reads the directories listed in $W/dirs,
-# kills an agated pid found in their status files, and ends with the script.
-touch "$W/dirs"
-(
-  setsid bash -c '
-    script=$1 list=$2
-    while kill -0 "$script" 2>/dev/null; do sleep 1; done
-    while read -r d; do
-      p=$(sed -n "s/^pid=//p" "$d/agated.status" 2>/dev/null)
-      [ -n "$p" ] && grep -qa agated "/proc/$p/cmdline" 2>/dev/null && kill -KILL "$p"
-    done <"$list" 2>/dev/null
-  ' watchdog "$$" "$W/dirs" </dev/null >/dev/null 2>&1 &
-)
-add_server_dir() { SERVER_DIRS+=("$1"); echo "$1" >>"$W/dirs"; }
-
-# ---- reporting -----------------------------------------------------------
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-  [ -n "${2:-}" ] && echo "     $2"
-  if [ -s "$W/out" ]; then echo "     stdout:"; sed 's/^/       /' "$W/out" | head -20; fi
-  if [ -s "$W/err" ]; then echo "     stderr:"; sed 's/^/       /' "$W/err" | head -20; fi
-}
-
-# run EXPECTED_RC NAME -- CMD...: runs CMD with stdout in $W/out and stderr
-# in $W/err, and checks the exit status.
-run() {
-  local want=$1 name=$2
-  shift 3
-  "$@" >"$W/out" 2>"$W/err" </dev/null
-  RC=$?
-  if [ "$RC" -eq "$want" ]; then
-    ok "$name"
-    return 0
-  fi
-  fail "$name" "exit status $RC, expected $want: $*"
-  return 1
-}
-
-# check NAME COMMAND...: passes if COMMAND succeeds.
-check() {
-  local name=$1
-  shift
-  if "$@" >/dev/null 2>&1; then ok "$name"; else fail "$name" "check failed: $*"; fi
-}
-
-# Output checks on the last run.
-out_has() { grep -q -- "$1" "$W/out"; }
-err_has() { grep -q -- "$1" "$W/err"; }
-out_is_json() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$W/out"; }
-# jq-like: py EXPR evaluates EXPR with j = the JSON document in $W/out.
-py() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$W/out"; }
-py_true() { [ "$(py "$1" 2>/dev/null)" = "True" ]; }
-
-dead_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-A() { "$AGATE" "$@"; }
+CLI_TEST_TAG=cli
+. "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 
 # =========================================================================
 echo "# basics"
@@ -145,7 +37,7 @@ run 0 "put --help" -- A put --help
 # =========================================================================
 echo "# start servers"
 S1=$W/s1
-add_server_dir "$S1"
+add_daemon_dir "$S1"
 run 0 "start server s1 (--json, port 0)" -- A start server --name=s1 --dir="$S1" --port=0 --threads=2 --json
 check "start --json parses" out_is_json
 P1=$(py 'j["port"]' 2>/dev/null)
@@ -163,7 +55,7 @@ if [ -z "$P1" ] || [ -z "$PID1" ]; then
 fi
 
 S2=$W/s2
-add_server_dir "$S2"
+add_daemon_dir "$S2"
 run 0 "start server s2 (text, small limits)" -- A start server --name=s2 --dir="$S2" --port=0 --threads=1 --max-value-size=1K --max-key-size=32 --max-depth=4
 check "start text line" grep -Eq '^Server s2 started: pid [0-9]+, listening on 127\.0\.0\.1:[0-9]+$' "$W/out"
 P2=$(sed -n 's/^port=//p' "$S2/agated.status")
