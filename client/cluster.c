@@ -41,7 +41,7 @@ static int locator_of(agate_client *c, const char *what, agate_client **out)
 static int admin_call(agate_client *c, const char *what, int op, const char *name,
                       const char *opt, int flag, client_ok_fn on_ok, void *out)
 {
-    agate_client *admin;
+    agate_client *admin = NULL;
     int rc = locator_of(c, what, &admin);
     if (rc)
         return rc;

@@ -37,13 +37,13 @@ uint64_t router_next_seq(agate_client *c, uint64_t n)
     return s;
 }
 
-/* "host:port" of a map member; IPv6 literals in brackets. */
-static void member_addr(const cmap_member *m, char *out, size_t cap)
+/* "host:port" of a map member; IPv6 literals in brackets. Returns false
+ * when it does not fit in cap. */
+static bool member_addr(const cmap_member *m, char *out, size_t cap)
 {
-    if (strchr(m->host, ':'))
-        snprintf(out, cap, "[%s]:%u", m->host, (unsigned)m->port);
-    else
-        snprintf(out, cap, "%s:%u", m->host, (unsigned)m->port);
+    int n = strchr(m->host, ':') ? snprintf(out, cap, "[%s]:%u", m->host, (unsigned)m->port)
+                                 : snprintf(out, cap, "%s:%u", m->host, (unsigned)m->port);
+    return n >= 0 && (size_t)n < cap;
 }
 
 static client_router *router_new(void)
@@ -141,7 +141,8 @@ long router_member_of(agate_client *c, uint32_t id)
     if (!m)
         return -1;
     char addr[sizeof(rt->members[0].addr)];
-    member_addr(m, addr, sizeof(addr));
+    if (!member_addr(m, addr, sizeof(addr)))
+        return -1;
     return add_member(rt, id, addr);
 }
 
@@ -175,7 +176,8 @@ static int set_map(agate_client *c, cmap_t *m)
     }
     for (size_t i = 0; i < m->nmembers; i++) {
         char addr[sizeof(rt->members[0].addr)];
-        member_addr(&m->members[i], addr, sizeof(addr));
+        if (!member_addr(&m->members[i], addr, sizeof(addr)))
+            continue; /* cannot happen: the map bounds host names */
         long j = find_member(rt, m->members[i].id);
         if (j < 0) {
             if (add_member(rt, m->members[i].id, addr) < 0) {

@@ -42,7 +42,7 @@ typedef struct router_reg {
  * appended (their index is stable); a member that left keeps its entry. */
 typedef struct router_member {
     uint32_t id;
-    char addr[CMAP_HOST_MAX + 8]; /* "host:port" */
+    char addr[CMAP_HOST_MAX + 12]; /* "host:port" or "[v6-host]:port" */
     agate_client *child;          /* NULL until first used */
     router_reg reg;
 } router_member;

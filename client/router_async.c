@@ -137,7 +137,9 @@ static void schedule(agate_client *c, router_req *req, int delay_ms)
 static void note(router_req *req, int rc, const char *msg)
 {
     req->last_rc = rc;
-    snprintf(req->msg, sizeof(req->msg), "%s", msg ? msg : agate_strerror(rc));
+    /* a long message is cut: it only explains the failure */
+    if (snprintf(req->msg, sizeof(req->msg), "%s", msg ? msg : agate_strerror(rc)) >= (int)sizeof(req->msg))
+        req->msg[sizeof(req->msg) - 1] = 0;
 }
 
 /* Delay before the next attempt after rc: at once after a first REDIRECT

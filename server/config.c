@@ -75,8 +75,7 @@ static int parse_locator(const char *s, size_t n, char *dst, size_t cap)
     long long p;
     if (parse_num(port, 1, 65535, &p))
         return -1;
-    snprintf(dst, cap, "%s:%lld", tmp, p);
-    return 0;
+    return snprintf(dst, cap, "%s:%lld", tmp, p) < (int)cap ? 0 : -1;
 }
 
 int server_config_parse_locators(server_config *cfg, const char *list, char *err, size_t errlen)

@@ -252,8 +252,8 @@ static void cluster_put_all(req_ctx *x, region_t *r, mp_cursor start, uint32_t n
     mp_cursor c = start;
     for (uint32_t i = 0; i < n; i++) {
         key_arg k;
-        const uint8_t *v;
-        uint32_t vlen;
+        const uint8_t *v = NULL;
+        uint32_t vlen = 0;
         read_pair(x, &c, &k, &v, &vlen);
         uint32_t b = region_bucket_of(r, k.hash);
         if (region_bucket_role(r, b) != ROLE_PRIMARY) {
@@ -275,8 +275,8 @@ void handle_put_all(req_ctx *x)
     mp_cursor c;
     uint32_t n;
     key_arg k;
-    const uint8_t *v;
-    uint32_t vlen;
+    const uint8_t *v = NULL;
+    uint32_t vlen = 0;
     if (arg_region(x, 0, &r))
         return;
     arg_cursor(x, 1, &c);
