@@ -339,6 +339,8 @@ void router_retry_init(const agate_client *c, router_retry *rt)
     rt->deadline = c->request_timeout_ms > 0 ? rt->start + c->request_timeout_ms : -1;
     rt->backoff_ms = ROUTER_BACKOFF_MIN_MS;
     rt->redirects = 0;
+    rt->answered_rc = 0;
+    rt->answered_msg[0] = 0;
 }
 
 int router_retry_budget(const agate_client *c, const router_retry *rt)
@@ -356,13 +358,27 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* Gives up on rc at the deadline. An attempt cut short by the deadline
+ * says less than what a member answered before it (UNAVAILABLE: "bucket
+ * is moving"), so that answer is reported instead. */
+static int retry_give_up(agate_client *c, const router_retry *rt, int rc, const char *why)
+{
+    long long spent = (long long)(client_now_ms() - rt->start);
+    if (router_answerless(rc) && rt->answered_rc)
+        return client_err(c, rt->answered_rc, "%s (retried for %lld ms)", rt->answered_msg, spent);
+    return client_err(c, rc, "%s (retried for %lld ms)", why, spent);
+}
+
 int router_retry_next(agate_client *c, router_retry *rt, int rc)
 {
     char why[CLIENT_ERRMSG_MAX];
     memcpy(why, c->errmsg, sizeof(why));
-    int64_t now = client_now_ms();
-    if (rt->deadline >= 0 && now >= rt->deadline)
-        return client_err(c, rc, "%s (retried for %lld ms)", why, (long long)(now - rt->start));
+    if (!router_answerless(rc) && rc != AGATE_ECONNECT) {
+        rt->answered_rc = rc;
+        memcpy(rt->answered_msg, why, sizeof(why));
+    }
+    if (rt->deadline >= 0 && client_now_ms() >= rt->deadline)
+        return retry_give_up(c, rt, rc, why);
     uint64_t before = c->router->map->version;
     router_refresh(c, router_retry_budget(c, rt)); /* a failure: retry with the map we have */
     memcpy(c->errmsg, why, sizeof(why));
@@ -378,6 +394,9 @@ int router_retry_next(agate_client *c, router_retry *rt, int rc)
     sleep_ms(wait);
     rt->backoff_ms = rt->backoff_ms * 2 > ROUTER_BACKOFF_MAX_MS ? ROUTER_BACKOFF_MAX_MS
                                                                  : rt->backoff_ms * 2;
+    /* no time left for another attempt: it could only time out */
+    if (rt->deadline >= 0 && client_now_ms() >= rt->deadline)
+        return retry_give_up(c, rt, rc, why);
     return 0;
 }
 

@@ -85,6 +85,8 @@ typedef struct router_retry {
     int64_t deadline;   /* -1: no limit */
     int backoff_ms;
     int redirects;      /* REDIRECTs answered by a newer map so far */
+    int answered_rc;    /* the last error a member answered with, 0: none */
+    char answered_msg[CLIENT_ERRMSG_MAX];
 } router_retry;
 
 /* Internal result of routing without blocking: the route needs a map

@@ -207,7 +207,13 @@ static void req_done(agate_client *child, const agate_reply *r, void *arg)
     client_router *rt = c->router;
     int status = router_member_rc(c, req->region, r->status);
     if (rt->closing || !router_retryable(status) || expired(req, client_now_ms())) {
-        deliver(c, req, r);
+        /* an attempt cut short by the deadline says less than the member
+         * answer before it (see router_retry_next) */
+        if (!rt->closing && router_answerless(status) && req->last_rc &&
+            !router_answerless(req->last_rc) && req->last_rc != AGATE_ECONNECT)
+            deliver_error(c, req, req->last_rc, req->msg);
+        else
+            deliver(c, req, r);
         return;
     }
     note(req, status, r->errmsg);
