@@ -14,25 +14,14 @@
 #include "common/mpw.h"
 #include "common/proto.h"
 #include "server/cluster.h"
+#include "server/image_sync.h"
 #include "server/link.h"
 #include "server/registry.h"
 
 #define MEMBER_RECONNECT_MS 500
-#define MEMBER_MAX_IMAGES 8      /* image transfers at once */
-#define MEMBER_IMAGE_RETRY_MS 200
 #define MEMBER_LEAVE_MAX_MS 30000
 #define TOMBSTONE_MAX_AGE_S 60
 #define TOMBSTONE_SWEEP_MS 10000
-
-typedef struct image_job {
-    struct image_job *next;
-    char region[REGION_NAME_MAX + 1];
-    uint32_t bucket;
-    uint32_t primary;
-    uint64_t cursor;
-    link_t *link;
-    bool running;
-} image_job;
 
 typedef struct member_agent {
     server_t *srv;
@@ -43,9 +32,8 @@ typedef struct member_agent {
     cmap_t *map;
     int64_t hb_sent_ms;
     bool hb_outstanding;
-    struct event *hb_ev, *reconnect_ev, *sweep_ev, *image_ev, *leave_ev;
-    image_job *jobs;
-    int running_jobs;
+    struct event *hb_ev, *reconnect_ev, *sweep_ev, *leave_ev;
+    image_sync *images;
     void (*leave_done)(server_t *srv);
     link_t **peer_links; /* lease renewal through peers while the locator is away */
     size_t npeer_links;
@@ -83,39 +71,6 @@ static int ensure_region(server_t *srv, const cmap_region *mr)
     return rc < 0 ? rc : 0;
 }
 
-static void start_image(member_agent *a, const char *region, uint32_t bucket, uint32_t primary)
-{
-    for (image_job *j = a->jobs; j; j = j->next)
-        if (j->bucket == bucket && !strcmp(j->region, region)) {
-            j->primary = primary;
-            return;
-        }
-    image_job *j = calloc(1, sizeof(*j));
-    if (!j)
-        return;
-    snprintf(j->region, sizeof j->region, "%s", region);
-    j->bucket = bucket;
-    j->primary = primary;
-    j->next = a->jobs;
-    a->jobs = j;
-    event_active(a->image_ev, 0, 0);
-}
-
-static void cancel_image(member_agent *a, const char *region, uint32_t bucket)
-{
-    for (image_job **p = &a->jobs; *p; p = &(*p)->next) {
-        image_job *j = *p;
-        if (j->bucket == bucket && !strcmp(j->region, region)) {
-            *p = j->next;
-            if (j->running)
-                a->running_jobs--;
-            link_free(j->link);
-            free(j);
-            return;
-        }
-    }
-}
-
 /* Sets every bucket's role from the map; starts and cancels images. */
 static void apply_region(member_agent *a, region_t *r, const cmap_region *mr)
 {
@@ -135,9 +90,9 @@ static void apply_region(member_agent *a, region_t *r, const cmap_region *mr)
         uint32_t primary = cmap_primary(mr, b);
         enum region_role old = region_bucket_set_role(r, b, rr, bk->term, primary, targets, nt);
         if (rr == ROLE_INIT && primary)
-            start_image(a, mr->name, b, primary);
+            image_sync_want(a->images, mr->name, b, primary);
         else
-            cancel_image(a, mr->name, b);
+            image_sync_cancel(a->images, mr->name, b);
         if (rr == ROLE_NONE && old != ROLE_NONE)
             region_bucket_drop(r, b);
         if (rr == ROLE_PRIMARY && old != ROLE_PRIMARY)
@@ -265,8 +220,7 @@ static void rejoin_fresh(member_agent *a, const char *why)
             region_bucket_drop(r, b);
         }
     }
-    while (a->jobs)
-        cancel_image(a, a->jobs->region, a->jobs->bucket);
+    image_sync_cancel_all(a->images);
     cmap_free(a->map);
     a->map = NULL;
     link_free(a->loc);
@@ -513,171 +467,20 @@ static void peer_heartbeats(member_agent *a)
     }
 }
 
-/* ---- image transfer ---- */
+/* ---- image transfer (image_sync.c) ---- */
 
-static void image_next(member_agent *a, image_job *j);
-
-static void image_fail(member_agent *a, image_job *j)
+/* A new copy is complete: the locator marks it ready in the map. */
+static void on_image_ready(const char *region, uint32_t bucket, void *arg)
 {
-    j->running = false;
-    a->running_jobs--;
-    link_free(j->link);
-    j->link = NULL;
-    schedule(a->image_ev, MEMBER_IMAGE_RETRY_MS);
-}
-
-static int apply_image_entries(region_t *r, uint32_t bucket, mp_cursor *c)
-{
-    uint32_t n;
-    if (mp_read_array(c, &n))
-        return -1;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t k;
-        uint64_t kind, mid;
-        region_op op = {0};
-        if (mp_read_array(c, &k) || k != 5 || mp_read_uint(c, &kind) ||
-            mp_read_bytes(c, &op.key, &op.klen, &op.key_is_str))
-            return -1;
-        op.kind = kind == REGION_OP_REMOVE ? REGION_OP_REMOVE : REGION_OP_PUT;
-        op.value = c->p;
-        if (mp_read_nil(c)) {
-            if (mp_skip(c, -1))
-                return -1;
-            op.vlen = (uint32_t)(c->p - op.value);
-        }
-        if (mp_read_uint(c, &op.counter) || mp_read_uint(c, &mid))
-            return -1;
-        op.member_id = (uint32_t)mid;
-        op.hash = hash_key(op.key, op.klen);
-        if (region_image_apply(r, bucket, &op))
-            return -1;
-    }
-    return 0;
-}
-
-static int apply_image_tail(region_t *r, uint32_t bucket, mp_cursor *c)
-{
-    uint32_t n;
-    uint64_t counter, floor;
-    if (mp_read_array(c, &n))
-        return -1;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t two;
-        uint64_t pair[1][2];
-        if (mp_read_array(c, &two) || two != 2 || mp_read_uint(c, &pair[0][0]) ||
-            mp_read_uint(c, &pair[0][1]) || region_tracker_merge(r, bucket, (const uint64_t(*)[2])pair, 1))
-            return -1;
-    }
-    if (mp_read_uint(c, &counter) || mp_read_uint(c, &floor))
-        return -1;
-    region_bucket_raise_counters(r, bucket, counter, floor);
-    return 0;
-}
-
-static void send_bucket_ready(member_agent *a, image_job *j)
-{
+    member_agent *a = arg;
     buf_t b = {0};
     msgpack_packer pk;
     mpw_init(&pk, &b);
     msgpack_pack_uint32(&pk, a->srv->member_id);
-    mpw_cstr(&pk, j->region);
-    msgpack_pack_uint32(&pk, j->bucket);
+    mpw_cstr(&pk, region);
+    msgpack_pack_uint32(&pk, bucket);
     loc_send(a, OP_BUCKET_READY, &b, 3, NULL);
     buf_free(&b);
-}
-
-typedef struct image_ctx {
-    member_agent *a;
-    image_job *j;
-} image_ctx;
-
-static void on_page(link_t *l, const msg_response *r, void *arg)
-{
-    (void)l;
-    image_ctx *ic = arg;
-    member_agent *a = ic->a;
-    image_job *j = ic->j;
-    free(ic);
-    bool still = false;
-    for (image_job *x = a->jobs; x; x = x->next)
-        still |= x == j;
-    if (!still)
-        return; /* cancelled meanwhile */
-    if (!r || r->status != ST_OK || r->nresults != 5) {
-        image_fail(a, j);
-        return;
-    }
-    region_t *reg = registry_find(a->srv->registry, (const uint8_t *)j->region, strlen(j->region));
-    mp_cursor c = r->results;
-    uint64_t next;
-    if (!reg || mp_read_uint(&c, &next) || apply_image_entries(reg, j->bucket, &c)) {
-        image_fail(a, j);
-        return;
-    }
-    if (next) {
-        j->cursor = next;
-        image_next(a, j);
-        return;
-    }
-    if (apply_image_tail(reg, j->bucket, &c)) {
-        image_fail(a, j);
-        return;
-    }
-    send_bucket_ready(a, j);
-    log_info("region %s bucket %u: image complete from member %u", j->region, j->bucket, j->primary);
-    cancel_image(a, j->region, j->bucket);
-    event_active(a->image_ev, 0, 0);
-}
-
-static void image_next(member_agent *a, image_job *j)
-{
-    image_ctx *ic = malloc(sizeof(*ic));
-    buf_t b = {0};
-    msgpack_packer pk;
-    mpw_init(&pk, &b);
-    mpw_cstr(&pk, j->region);
-    msgpack_pack_uint32(&pk, j->bucket);
-    msgpack_pack_uint32(&pk, a->srv->member_id);
-    msgpack_pack_uint64(&pk, j->cursor);
-    if (!ic) {
-        buf_free(&b);
-        image_fail(a, j);
-        return;
-    }
-    ic->a = a;
-    ic->j = j;
-    if (link_request(j->link, OP_IMAGE_PAGE, buf_rptr(&b), buf_readable(&b), 4, on_page, ic)) {
-        free(ic);
-        image_fail(a, j);
-    }
-    buf_free(&b);
-}
-
-static void image_begin(member_agent *a, image_job *j)
-{
-    peer_addr p;
-    if (cluster_peer_find(a->srv, j->primary, &p))
-        return;
-    j->link = link_new(a->base, p.host, p.port, "image transfer", 30000, NULL);
-    if (!j->link || link_connect(j->link)) {
-        link_free(j->link);
-        j->link = NULL;
-        return;
-    }
-    j->running = true;
-    j->cursor = 0;
-    a->running_jobs++;
-    image_next(a, j);
-}
-
-static void on_image_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    member_agent *a = arg;
-    for (image_job *j = a->jobs; j && a->running_jobs < MEMBER_MAX_IMAGES; j = j->next)
-        if (!j->running)
-            image_begin(a, j);
 }
 
 /* ---- handoff, stop, pushes ---- */
@@ -773,8 +576,8 @@ int member_start(server_t *srv)
     a->hb_ev = event_new(a->base, -1, 0, on_heartbeat, a);
     a->reconnect_ev = event_new(a->base, -1, 0, on_reconnect, a);
     a->sweep_ev = event_new(a->base, -1, 0, on_sweep, a);
-    a->image_ev = event_new(a->base, -1, 0, on_image_tick, a);
-    if (!a->hb_ev || !a->reconnect_ev || !a->sweep_ev || !a->image_ev)
+    a->images = image_sync_new(srv, a->base, on_image_ready, a);
+    if (!a->hb_ev || !a->reconnect_ev || !a->sweep_ev || !a->images)
         return -ENOMEM;
     schedule(a->hb_ev, srv->cfg.member_timeout_ms / 5);
     schedule(a->sweep_ev, TOMBSTONE_SWEEP_MS);
@@ -834,8 +637,7 @@ void member_stop(server_t *srv)
     member_agent *a = srv->agent;
     if (!a)
         return;
-    while (a->jobs)
-        cancel_image(a, a->jobs->region, a->jobs->bucket);
+    image_sync_free(a->images);
     link_free(a->loc);
     for (size_t i = 0; i < a->npeer_links; i++)
         link_free(a->peer_links[i]);
@@ -843,7 +645,6 @@ void member_stop(server_t *srv)
     event_free(a->hb_ev);
     event_free(a->reconnect_ev);
     event_free(a->sweep_ev);
-    event_free(a->image_ev);
     if (a->leave_ev)
         event_free(a->leave_ev);
     cmap_free(a->map);
