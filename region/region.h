@@ -138,8 +138,8 @@ bool region_clustered(const region_t *r);
 uint32_t region_bucket_of(const region_t *r, uint64_t hash);
 
 /* Sets a bucket's role, term, primary and replication targets (the other
- * copies; at most REGION_MAX_TARGETS). Clears the handoff fence. Returns the
- * previous role. */
+ * copies; at most REGION_MAX_TARGETS). Clears the handoff fence when the
+ * role or the term changes. Returns the previous role. */
 enum region_role region_bucket_set_role(region_t *r, uint32_t bucket, enum region_role role,
                                         uint64_t term, uint32_t primary_id,
                                         const uint32_t *targets, uint32_t ntargets);

@@ -45,6 +45,9 @@ enum region_role region_bucket_set_role(region_t *r, uint32_t bucket, enum regio
         ntargets = REGION_MAX_TARGETS;
     pthread_mutex_lock(&b->lock);
     enum region_role old = atomic_load(&b->role);
+    /* a map that changes nothing for the bucket keeps a handoff's fence:
+     * maps are published for other buckets while it drains */
+    bool moved = old != role || term > b->term;
     if (term > b->term)
         b->term = term;
     /* a primary of term T hands out counters from T << 32 up, above every
@@ -54,7 +57,8 @@ enum region_role region_bucket_set_role(region_t *r, uint32_t bucket, enum regio
     if (set_targets(b, targets, role == ROLE_PRIMARY ? ntargets : 0) == 0 || role != ROLE_PRIMARY)
         atomic_store(&b->role, (uint8_t)role);
     atomic_store(&b->primary_id, primary_id);
-    atomic_store(&b->handoff, false);
+    if (moved)
+        atomic_store(&b->handoff, false);
     pthread_mutex_unlock(&b->lock);
     return old;
 }

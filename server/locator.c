@@ -1,5 +1,7 @@
 /* The locator (see locator.h). */
 #include "server/locator.h"
+#include "server/locator_impl.h"
+#include "server/locator_rebalance.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -20,55 +22,6 @@
 #include "server/link.h"
 #include "server/placement.h"
 #include "server/worker.h"
-
-#define LOC_TICK_MS 200
-#define LOC_MAX_MEMBERS 64
-#define LOC_LEAVE_MAX_MS 25000
-
-enum { MS_UP, MS_SUSPECT };
-
-typedef struct lmember {
-    uint32_t id;
-    char name[CMAP_NAME_MAX + 1];
-    char host[CMAP_HOST_MAX + 1];
-    uint16_t port;
-    uint64_t pid;
-    char dir[256];
-    conn_t *conn;
-    int64_t last_hb_ms;
-    int status;
-    uint64_t joined_view;
-    uint8_t *stats; /* the last heartbeat's region stats (MessagePack array) */
-    size_t stats_len;
-    link_t *check;
-    /* a LEAVE waiting for its primaries to move */
-    bool leaving;
-    conn_t *leave_conn;
-    uint64_t leave_req;
-    int64_t leave_deadline;
-} lmember;
-
-/* A primary handoff in progress. */
-typedef struct handoff_op {
-    char region[CMAP_NAME_MAX + 1];
-    uint32_t bucket, from, to;
-    int64_t deadline;
-} handoff_op;
-
-typedef struct locator {
-    server_t *srv;
-    worker_t *w;
-    cmap_t *map;
-    lmember members[LOC_MAX_MEMBERS];
-    size_t nmembers;
-    conn_t *watchers[64];
-    size_t nwatchers;
-    handoff_op handoffs[256];
-    size_t nhandoffs;
-    int64_t recover_at_ms; /* pending redundancy recovery (0: none) */
-    struct event *tick;
-    char regions_path[PATH_MAX + 32];
-} locator;
 
 /* The process's locator, for link callbacks that carry only a member id. */
 static locator *g_locator;
@@ -115,7 +68,7 @@ static void load_regions(locator *lc)
 
 /* ---- members ---- */
 
-static lmember *member_find(locator *lc, uint32_t id)
+lmember *locator_member(locator *lc, uint32_t id)
 {
     for (size_t i = 0; i < lc->nmembers; i++)
         if (lc->members[i].id == id)
@@ -154,7 +107,7 @@ static void push(locator *lc, conn_t *c, uint32_t kind, const uint8_t *items, si
 }
 
 /* The map changed: new version, pushed to every member and watcher. */
-static void publish(locator *lc)
+void locator_publish(locator *lc)
 {
     lc->map->version++;
     atomic_store(&lc->srv->metadata_version, lc->map->version);
@@ -202,7 +155,7 @@ static void fix_and_publish(locator *lc, bool add_copies)
     if (rep.promoted || rep.added || rep.lost || rep.dropped)
         log_info("placement: %u primaries promoted, %u copies added, %u copies dropped, %u "
                  "buckets lost", rep.promoted, rep.added, rep.dropped, rep.lost);
-    publish(lc);
+    locator_publish(lc);
 }
 
 /* Takes a member out of the view (crash, or a finished leave). */
@@ -242,7 +195,7 @@ static void on_check_reply(link_t *l, const msg_response *r, void *arg)
     uint32_t id = *(uint32_t *)arg;
     free(arg);
     locator *lc = g_locator;
-    lmember *m = member_find(lc, id);
+    lmember *m = locator_member(lc, id);
     if (!m)
         return;
     if (r && r->status == ST_OK) {
@@ -260,7 +213,7 @@ static void on_check_reply(link_t *l, const msg_response *r, void *arg)
 
 /* ---- handoffs and leaves ---- */
 
-static cmap_bucket *bucket_of(locator *lc, const char *region, uint32_t b)
+cmap_bucket *locator_bucket(locator *lc, const char *region, uint32_t b)
 {
     cmap_region *r = cmap_region_find(lc->map, region, strlen(region));
     return r && b < r->nbuckets ? &r->buckets[b] : NULL;
@@ -268,7 +221,7 @@ static cmap_bucket *bucket_of(locator *lc, const char *region, uint32_t b)
 
 static void send_handoff(locator *lc, const handoff_op *h)
 {
-    lmember *m = member_find(lc, h->from);
+    lmember *m = locator_member(lc, h->from);
     if (!m)
         return;
     buf_t b = {0};
@@ -280,12 +233,30 @@ static void send_handoff(locator *lc, const handoff_op *h)
     buf_free(&b);
 }
 
-static bool handoff_pending(locator *lc, const char *region, uint32_t bucket)
+bool locator_handoff_pending(locator *lc, const char *region, uint32_t bucket)
 {
     for (size_t i = 0; i < lc->nhandoffs; i++)
         if (lc->handoffs[i].bucket == bucket && !strcmp(lc->handoffs[i].region, region))
             return true;
     return false;
+}
+
+int locator_handoff_start(locator *lc, const char *region, uint32_t bucket, uint32_t from,
+                          uint32_t to)
+{
+    if (!locator_member(lc, from) || !locator_member(lc, to))
+        return -ENOENT;
+    if (locator_handoff_pending(lc, region, bucket) ||
+        lc->nhandoffs == sizeof lc->handoffs / sizeof lc->handoffs[0])
+        return -EBUSY;
+    handoff_op *h = &lc->handoffs[lc->nhandoffs++];
+    snprintf(h->region, sizeof h->region, "%s", region);
+    h->bucket = bucket;
+    h->from = from;
+    h->to = to;
+    h->deadline = cluster_now_ms() + LOC_HANDOFF_MAX_MS;
+    send_handoff(lc, h);
+    return 0;
 }
 
 static void start_handoffs_for(locator *lc, lmember *m)
@@ -294,21 +265,14 @@ static void start_handoffs_for(locator *lc, lmember *m)
         cmap_region *r = &lc->map->regions[i];
         for (uint32_t b = 0; b < r->nbuckets; b++) {
             cmap_bucket *bk = &r->buckets[b];
-            if (!bk->ncopies || bk->copies[0].member_id != m->id || handoff_pending(lc, r->name, b))
+            if (!bk->ncopies || bk->copies[0].member_id != m->id)
                 continue;
             uint32_t to = 0;
             for (uint32_t c = 1; c < bk->ncopies && !to; c++)
                 if (!bk->copies[c].init)
                     to = bk->copies[c].member_id;
-            if (!to || lc->nhandoffs == sizeof lc->handoffs / sizeof lc->handoffs[0])
-                continue; /* no ready copy elsewhere: the bucket goes with the member */
-            handoff_op *h = &lc->handoffs[lc->nhandoffs++];
-            snprintf(h->region, sizeof h->region, "%s", r->name);
-            h->bucket = b;
-            h->from = m->id;
-            h->to = to;
-            h->deadline = cluster_now_ms() + 5000;
-            send_handoff(lc, h);
+            if (to) /* else no ready copy elsewhere: the bucket goes with the member */
+                locator_handoff_start(lc, r->name, b, m->id, to);
         }
     }
 }
@@ -338,6 +302,27 @@ static void reply_late(locator *lc, conn_t *c, uint64_t id, int status)
     conn_wait_done(c);
 }
 
+/* Whether member id is primary of a bucket that has a ready copy
+ * elsewhere (a handoff can move it). */
+static bool primaries_movable(locator *lc, uint32_t id)
+{
+    for (size_t i = 0; i < lc->map->nregions; i++) {
+        const cmap_region *r = &lc->map->regions[i];
+        for (uint32_t b = 0; b < r->nbuckets; b++) {
+            const cmap_bucket *bk = &r->buckets[b];
+            if (!bk->ncopies || bk->copies[0].member_id != id)
+                continue;
+            for (uint32_t c = 1; c < bk->ncopies; c++)
+                if (!bk->copies[c].init)
+                    return true;
+        }
+    }
+    return false;
+}
+
+/* Moves leaving members' work forward, and lets each go once nothing it
+ * holds depends on it: every bucket it alone held has a ready copy
+ * elsewhere, and its primaries were handed over (or the deadline passed). */
 static void finish_leaves(locator *lc)
 {
     int64_t now = cluster_now_ms();
@@ -345,16 +330,23 @@ static void finish_leaves(locator *lc)
         lmember *m = &lc->members[i];
         if (!m->leaving)
             continue;
+        uint32_t waiting;
+        if (placement_cover_leaving(lc->map, m->id, &waiting))
+            locator_publish(lc);
+        start_handoffs_for(lc, m);
         bool handing = false;
         for (size_t k = 0; k < lc->nhandoffs; k++)
             handing |= lc->handoffs[k].from == m->id;
-        if (handing && now < m->leave_deadline)
+        if ((handing || waiting || primaries_movable(lc, m->id)) && now < m->leave_deadline)
             continue;
         conn_t *c = m->leave_conn;
         uint64_t rid = m->leave_req;
         m->leave_conn = NULL;
-        log_info("member %s leaves%s", m->name,
-                 has_primaries(lc, m->id) ? " (some buckets had no other ready copy)" : "");
+        if (has_primaries(lc, m->id))
+            log_warn("member %s leaves with buckets no other member could take in time: "
+                     "their data goes with it", m->name);
+        else
+            log_info("member %s leaves; every bucket it held has a ready copy elsewhere", m->name);
         member_remove(lc, m, "it is stopping");
         reply_late(lc, c, rid, ST_OK);
         i--;
@@ -394,6 +386,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         lc->recover_at_ms = 0;
         fix_and_publish(lc, true);
     }
+    locator_rebalance_step(lc);
     worker_leave(lc->w);
 }
 
@@ -507,7 +500,7 @@ static void loc_join(req_ctx *x)
         return;
     }
     maybe_adopt(lc, map, map_len);
-    lmember *m = member_find(lc, in.id);
+    lmember *m = locator_member(lc, in.id);
     bool fresh = m == NULL;
     if (fresh) {
         if (lc->nmembers == LOC_MAX_MEMBERS) {
@@ -541,7 +534,7 @@ static void loc_join(req_ctx *x)
         log_info("member %s (id %u) at %s:%u joined; view %llu", m->name, m->id, m->host, m->port,
                  (unsigned long long)lc->map->view_id);
         placement_fix(lc->map, true, NULL); /* a join fills missing copies at once */
-        publish(lc);
+        locator_publish(lc);
     }
     reply_map(x);
 }
@@ -552,7 +545,7 @@ static void loc_heartbeat(req_ctx *x)
     uint64_t id, version;
     if (arg_uint(x, 0, &id) || arg_uint(x, 1, &version))
         return;
-    lmember *m = id <= UINT32_MAX ? member_find(lc, (uint32_t)id) : NULL;
+    lmember *m = id <= UINT32_MAX ? locator_member(lc, (uint32_t)id) : NULL;
     if (!m || !cmap_member_find(lc->map, (uint32_t)id)) {
         reply_error(x, ST_BAD_ARGUMENT, "member %llu is not in the view; join again",
                     (unsigned long long)id);
@@ -610,7 +603,7 @@ static void loc_bucket_ready(req_ctx *x)
     char region[CMAP_NAME_MAX + 1];
     if (arg_member_region_bucket(x, &id, region, &bucket))
         return;
-    cmap_bucket *b = bucket_of(lc, region, (uint32_t)bucket);
+    cmap_bucket *b = locator_bucket(lc, region, (uint32_t)bucket);
     bool changed = false;
     for (uint32_t i = 0; b && i < b->ncopies; i++)
         if (b->copies[i].member_id == id && b->copies[i].init) {
@@ -619,7 +612,9 @@ static void loc_bucket_ready(req_ctx *x)
         }
     reply_status(x, ST_OK);
     if (changed)
-        publish(lc);
+        locator_publish(lc);
+    locator_rebalance_step(lc);
+    finish_leaves(lc);
 }
 
 static void loc_handoff_done(req_ctx *x)
@@ -634,7 +629,7 @@ static void loc_handoff_done(req_ctx *x)
         handoff_op *h = &lc->handoffs[i];
         if (h->bucket != bucket || h->from != id || strcmp(h->region, region))
             continue;
-        cmap_bucket *b = bucket_of(lc, region, (uint32_t)bucket);
+        cmap_bucket *b = locator_bucket(lc, region, (uint32_t)bucket);
         for (uint32_t c = 1; b && c < b->ncopies; c++) {
             if (b->copies[c].member_id != h->to || b->copies[c].init)
                 continue;
@@ -645,7 +640,9 @@ static void loc_handoff_done(req_ctx *x)
             break;
         }
         lc->handoffs[i] = lc->handoffs[--lc->nhandoffs];
-        publish(lc);
+        locator_publish(lc);
+        locator_rebalance_step(lc);
+        finish_leaves(lc);
         return;
     }
 }
@@ -656,18 +653,18 @@ static void loc_leave(req_ctx *x)
     uint64_t id;
     if (arg_uint(x, 0, &id))
         return;
-    lmember *m = id <= UINT32_MAX ? member_find(lc, (uint32_t)id) : NULL;
+    lmember *m = id <= UINT32_MAX ? locator_member(lc, (uint32_t)id) : NULL;
     if (!m) {
         reply_status(x, ST_OK);
         return;
     }
-    log_info("member %s is leaving: moving its primaries to other members", m->name);
+    log_info("member %s is leaving: copying what only it holds and moving its primaries",
+             m->name);
     m->leaving = true;
     m->leave_conn = x->conn;
     m->leave_req = x->req->id;
     m->leave_deadline = cluster_now_ms() + LOC_LEAVE_MAX_MS;
     x->conn->waits++;
-    start_handoffs_for(lc, m);
     finish_leaves(lc);
 }
 
@@ -723,7 +720,7 @@ static void loc_region_destroy(req_ctx *x)
     }
     save_regions(lc);
     log_info("destroyed region %s", name);
-    publish(lc);
+    locator_publish(lc);
     reply_status(x, ST_OK);
 }
 
@@ -778,7 +775,7 @@ static void pack_region(req_ctx *x, const cmap_region *r)
     msgpack_pack_array(pk, (uint32_t)lc->map->nmembers);
     for (size_t i = 0; i < lc->map->nmembers; i++) {
         const cmap_member *cm = &lc->map->members[i];
-        const lmember *m = member_find(lc, cm->id);
+        const lmember *m = locator_member(lc, cm->id);
         uint32_t nb, np;
         uint64_t s[4] = {0};
         placement_load(r, cm->id, &nb, &np);
@@ -931,7 +928,7 @@ static void loc_cluster_status(req_ctx *x)
     locator *lc = L(x);
     msgpack_packer *pk = &x->pk;
     reply_head(x, ST_OK, 1);
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     mpw_kv_uint(pk, "view_id", lc->map->view_id);
     mpw_kv_uint(pk, "metadata_version", lc->map->version);
     mpw_kv_uint(pk, "member_timeout_ms", (uint64_t)lc->srv->cfg.member_timeout_ms);
@@ -952,6 +949,8 @@ static void loc_cluster_status(req_ctx *x)
     msgpack_pack_array(pk, (uint32_t)lc->map->nregions);
     for (size_t i = 0; i < lc->map->nregions; i++)
         pack_redundancy(x, &lc->map->regions[i]);
+    mpw_cstr(pk, "rebalance");
+    locator_rebalance_pack(lc, pk);
     reply_done(x);
 }
 
@@ -1016,6 +1015,8 @@ static const command loc_commands[MAX_OP] = {
     [OP_MEMBER_LIST] = {OP_MEMBER_LIST, "MEMBER_LIST", loc_member_list, 0, 0, 0, -1, {0}},
     [OP_MEMBER_DESCRIBE] = {OP_MEMBER_DESCRIBE, "MEMBER_DESCRIBE", loc_member_describe, 1, 1, 0, -1, {"name"}},
     [OP_CLUSTER_STATUS] = {OP_CLUSTER_STATUS, "CLUSTER_STATUS", loc_cluster_status, 0, 0, 0, -1, {0}},
+    [OP_REBALANCE] = {OP_REBALANCE, "REBALANCE", locator_rebalance_request, 0, 1, 0, -1, {"options"}},
+    [OP_REBALANCE_STATUS] = {OP_REBALANCE_STATUS, "REBALANCE_STATUS", locator_rebalance_status, 0, 0, 0, -1, {0}},
     [OP_SHUTDOWN] = {OP_SHUTDOWN, "SHUTDOWN", loc_shutdown, 0, 1, 0, -1, {"options"}},
     [OP_WATCH_MAP] = {OP_WATCH_MAP, "WATCH_MAP", loc_watch_map, 0, 0, 0, -1, {0}},
     [OP_REGION_CREATE] = {OP_REGION_CREATE, "REGION_CREATE", loc_region_create, 2, 3, 0, -1, {"name", "type", "options"}},
@@ -1075,6 +1076,7 @@ void locator_stop(server_t *srv)
     if (!lc)
         return;
     event_free(lc->tick);
+    locator_rebalance_free(lc);
     for (size_t i = 0; i < lc->nmembers; i++) {
         link_free(lc->members[i].check);
         free(lc->members[i].stats);

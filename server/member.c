@@ -34,6 +34,7 @@ typedef struct member_agent {
     bool hb_outstanding;
     struct event *hb_ev, *reconnect_ev, *sweep_ev, *leave_ev;
     image_sync *images;
+    struct handoff *handoffs;
     void (*leave_done)(server_t *srv);
     link_t **peer_links; /* lease renewal through peers while the locator is away */
     size_t npeer_links;
@@ -486,12 +487,44 @@ static void on_image_ready(const char *region, uint32_t bucket, void *arg)
 /* ---- handoff, stop, pushes ---- */
 
 typedef struct handoff {
+    struct handoff *next; /* the agent's list, so that a stop frees them */
     member_agent *a;
     char region[REGION_NAME_MAX + 1];
     uint32_t bucket;
     int64_t deadline;
     struct event *ev;
 } handoff;
+
+/* After HANDOFF_DONE the map that moves the primary normally arrives at
+ * once; a bucket still primary here this much later was not moved (the
+ * locator gave the handoff up) and serves writes again. */
+#define HANDOFF_RELEASE_MS 3000
+
+static void handoff_free(handoff *h)
+{
+    for (handoff **p = &h->a->handoffs; *p; p = &(*p)->next)
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    event_free(h->ev);
+    free(h);
+}
+
+static void on_handoff_release(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    handoff *h = arg;
+    region_t *r = registry_find(h->a->srv->registry, (const uint8_t *)h->region, strlen(h->region));
+    if (r && h->bucket < region_cfg(r)->total_num_buckets &&
+        region_bucket_role(r, h->bucket) == ROLE_PRIMARY) {
+        log_warn("region %s bucket %u: handoff not completed by the locator; serving writes again",
+                 h->region, h->bucket);
+        region_bucket_set_handoff(r, h->bucket, false);
+    }
+    handoff_free(h);
+}
 
 static void on_handoff_poll(evutil_socket_t fd, short what, void *arg)
 {
@@ -512,8 +545,8 @@ static void on_handoff_poll(evutil_socket_t fd, short what, void *arg)
     msgpack_pack_uint32(&pk, h->bucket);
     loc_send(a, OP_HANDOFF_DONE, &b, 3, NULL);
     buf_free(&b);
-    event_free(h->ev);
-    free(h);
+    event_assign(h->ev, a->base, -1, 0, on_handoff_release, h);
+    schedule(h->ev, HANDOFF_RELEASE_MS);
 }
 
 static void start_handoff(member_agent *a, mp_cursor *c)
@@ -531,6 +564,12 @@ static void start_handoff(member_agent *a, mp_cursor *c)
     h->bucket = (uint32_t)bucket;
     h->deadline = cluster_now_ms() + 5000;
     h->ev = event_new(a->base, -1, 0, on_handoff_poll, h);
+    if (!h->ev) {
+        free(h);
+        return;
+    }
+    h->next = a->handoffs;
+    a->handoffs = h;
     region_t *r = registry_find(a->srv->registry, name, n);
     if (r && bucket < region_cfg(r)->total_num_buckets)
         region_bucket_set_handoff(r, (uint32_t)bucket, true);
@@ -638,6 +677,8 @@ void member_stop(server_t *srv)
     if (!a)
         return;
     image_sync_free(a->images);
+    while (a->handoffs)
+        handoff_free(a->handoffs);
     link_free(a->loc);
     for (size_t i = 0; i < a->npeer_links; i++)
         link_free(a->peer_links[i]);

@@ -30,14 +30,14 @@ static bool holds(const cmap_bucket *b, uint32_t id)
 }
 
 /* The member with the fewest buckets (then primaries) of r that does not
- * hold bucket b; 0 if every member holds it. */
-static uint32_t least_loaded(const cmap_t *m, const cmap_region *r, const cmap_bucket *b,
-                             bool by_primaries)
+ * hold bucket b and is not `except`; 0 if there is none. */
+static uint32_t least_loaded_except(const cmap_t *m, const cmap_region *r, const cmap_bucket *b,
+                                    bool by_primaries, uint32_t except)
 {
     uint32_t best = 0, best_b = UINT32_MAX, best_p = UINT32_MAX;
     for (size_t i = 0; i < m->nmembers; i++) {
         uint32_t id = m->members[i].id, nb, np;
-        if (holds(b, id))
+        if (id == except || holds(b, id))
             continue;
         placement_load(r, id, &nb, &np);
         uint32_t k1 = by_primaries ? np : nb, k2 = by_primaries ? nb : np;
@@ -49,6 +49,12 @@ static uint32_t least_loaded(const cmap_t *m, const cmap_region *r, const cmap_b
         }
     }
     return best;
+}
+
+static uint32_t least_loaded(const cmap_t *m, const cmap_region *r, const cmap_bucket *b,
+                             bool by_primaries)
+{
+    return least_loaded_except(m, r, b, by_primaries, 0);
 }
 
 /* Removes copies whose member left; returns how many. */
@@ -144,4 +150,35 @@ bool placement_fix(cmap_t *m, bool add_copies, placement_report *rep)
         for (uint32_t b = 0; b < m->regions[i].nbuckets; b++)
             changed |= fix_bucket(m, &m->regions[i], b, add_copies, rep);
     return changed;
+}
+
+uint32_t placement_cover_leaving(cmap_t *m, uint32_t leaving, uint32_t *waiting)
+{
+    uint32_t added = 0;
+    *waiting = 0;
+    for (size_t i = 0; i < m->nregions; i++) {
+        const cmap_region *r = &m->regions[i];
+        for (uint32_t bi = 0; bi < r->nbuckets; bi++) {
+            cmap_bucket *b = &r->buckets[bi];
+            if (!holds(b, leaving))
+                continue;
+            bool ready_elsewhere = false, init_elsewhere = false;
+            for (uint32_t c = 0; c < b->ncopies; c++) {
+                if (b->copies[c].member_id == leaving)
+                    continue;
+                ready_elsewhere |= !b->copies[c].init;
+                init_elsewhere |= b->copies[c].init;
+            }
+            if (ready_elsewhere)
+                continue;
+            if (!init_elsewhere) {
+                uint32_t id = least_loaded_except(m, r, b, false, leaving);
+                if (!id || append_copy(b, id, true))
+                    continue; /* nowhere to go: the bucket leaves with the member */
+                added++;
+            }
+            (*waiting)++;
+        }
+    }
+    return added;
 }

@@ -25,6 +25,12 @@ typedef struct placement_report {
 /* Repairs every region of m as described above; add_copies false skips
  * creating new copies (recovery delay). Returns true if m changed. */
 bool placement_fix(cmap_t *m, bool add_copies, placement_report *rep);
+/* Before member `leaving` goes: every bucket whose only ready copy is on
+ * it gets an initializing copy on the least loaded other member (unless
+ * one is already being filled). Returns how many copies were added;
+ * *waiting is how many buckets still wait for a copy to become ready (a
+ * bucket no other member can take is in neither count). */
+uint32_t placement_cover_leaving(cmap_t *m, uint32_t leaving, uint32_t *waiting);
 /* Whether region type t keeps every bucket on every member. */
 bool placement_replicated(const char *type);
 /* Buckets and primaries of region r held by member id. */
