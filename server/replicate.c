@@ -32,7 +32,15 @@ typedef struct repl_wait {
     char region[REGION_NAME_MAX + 1];
     uint32_t nbuckets;
     uint32_t *buckets; /* whose inflight count this write raised */
+    uint32_t one_bucket; /* buckets' storage for a single-key write */
 } repl_wait;
+
+static void wait_free(repl_wait *wt)
+{
+    if (wt->buckets != &wt->one_bucket)
+        free(wt->buckets);
+    free(wt);
+}
 
 /* One REPLICATE message to one peer on behalf of one wait. */
 typedef struct repl_msg {
@@ -101,8 +109,7 @@ static void wait_finish(repl_wait *wt, worker_t *w)
         for (uint32_t i = 0; i < wt->nbuckets; i++)
             region_bucket_inflight_done(r, wt->buckets[i]);
     conn_wait_done(wt->conn);
-    free(wt->buckets);
-    free(wt);
+    wait_free(wt);
 }
 
 /* A message for wt was acknowledged (or its member left the view). */
@@ -304,8 +311,7 @@ void repl_free(repl_t *rp)
             buf_free(&m->args);
             if (--m->wait->pending == 0) {
                 conn_wait_done(m->wait->conn);
-                free(m->wait->buckets);
-                free(m->wait);
+                wait_free(m->wait);
             }
             free(m);
         }
@@ -438,13 +444,17 @@ void repl_write(req_ctx *x, region_t *r, region_op *ops, size_t nops, const uint
                 int reply_kind, uint64_t count)
 {
     bool serving = cluster_serving(x->srv);
-    applied *ap = calloc(nops ? nops : 1, sizeof(applied));
+    /* a single-key write (the common case) allocates only its wait */
+    applied one_ap;
+    applied *ap = nops == 1 ? &one_ap : calloc(nops ? nops : 1, sizeof(applied));
     repl_wait *wt = calloc(1, sizeof(*wt));
-    uint32_t *buckets = calloc(nops ? nops : 1, sizeof(uint32_t));
+    uint32_t *buckets = !wt ? NULL : nops == 1 ? &wt->one_bucket : calloc(nops ? nops : 1, sizeof(uint32_t));
     if (!ap || !wt || !buckets) {
-        free(ap);
+        if (ap != &one_ap)
+            free(ap);
+        if (wt && buckets != &wt->one_bucket)
+            free(buckets);
         free(wt);
-        free(buckets);
         reply_error(x, ST_NO_MEMORY, "out of memory");
         return;
     }
@@ -493,13 +503,15 @@ void repl_write(req_ctx *x, region_t *r, region_op *ops, size_t nops, const uint
         else
             wt->status = ST_NO_MEMORY;
     }
-    free(ap);
+    if (ap != &one_ap)
+        free(ap);
     if (x->w->repl)
         flush_peers(x->w->repl);
     wait_ack(wt, x->w);
     return;
 done_early:
-    free(ap);
-    free(wt);
-    free(buckets);
+    if (ap != &one_ap)
+        free(ap);
+    wt->buckets = buckets;
+    wait_free(wt);
 }
