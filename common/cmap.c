@@ -291,23 +291,80 @@ static int decode_list(mp_cursor *c, cmap_t *m, const uint8_t *k, uint32_t kn)
     return -EPROTO;
 }
 
-/* Every copy must name a member id, and no bucket may name one twice. */
-static int check_buckets(const cmap_t *m)
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Whether the sorted ids hold a duplicate. */
+static bool ids_repeat(const uint32_t *ids, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (ids[i] == ids[i - 1])
+            return true;
+    return false;
+}
+
+/* 1 when two regions share a name, 0 if not, -ENOMEM. */
+static int names_repeat(const cmap_t *m)
+{
+    const char **names = malloc((m->nregions ? m->nregions : 1) * sizeof(*names));
+    if (!names)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->nregions; i++)
+        names[i] = m->regions[i].name;
+    qsort(names, m->nregions, sizeof(*names), cmp_name);
+    bool rep = false;
+    for (size_t i = 1; i < m->nregions && !rep; i++)
+        rep = !strcmp(names[i], names[i - 1]);
+    free(names);
+    return rep;
+}
+
+/* Every copy names a member of the sorted view ids (only the primary's
+ * slot may be 0: no primary), and no bucket names a member twice. */
+static bool copies_valid(const cmap_t *m, const uint32_t *ids)
 {
     for (size_t i = 0; i < m->nregions; i++) {
         const cmap_region *r = &m->regions[i];
         for (uint32_t b = 0; b < r->nbuckets; b++) {
             const cmap_bucket *bk = &r->buckets[b];
             for (uint32_t j = 0; j < bk->ncopies; j++) {
-                if (bk->copies[j].member_id == 0 && j > 0)
-                    return -EPROTO;
+                uint32_t id = bk->copies[j].member_id;
+                if (id == 0 ? j > 0 : !bsearch(&id, ids, m->nmembers, sizeof(*ids), cmp_u32))
+                    return false;
                 for (uint32_t k = 0; k < j; k++)
-                    if (bk->copies[k].member_id == bk->copies[j].member_id)
-                        return -EPROTO;
+                    if (bk->copies[k].member_id == id)
+                        return false;
             }
         }
     }
-    return 0;
+    return true;
+}
+
+/* Member ids and region names are unique, and copies name members of the
+ * view. The locator never publishes anything else, and a client routing
+ * by such a map could not find the member. Sorting keeps this
+ * O(n log n) for the largest maps the limits allow. */
+static int check_buckets(const cmap_t *m)
+{
+    uint32_t *ids = malloc((m->nmembers ? m->nmembers : 1) * sizeof(*ids));
+    if (!ids)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->nmembers; i++)
+        ids[i] = m->members[i].id;
+    qsort(ids, m->nmembers, sizeof(*ids), cmp_u32);
+    int rc = ids_repeat(ids, m->nmembers) ? 1 : names_repeat(m);
+    if (rc == 0 && !copies_valid(m, ids))
+        rc = 1;
+    free(ids);
+    return rc > 0 ? -EPROTO : rc;
 }
 
 static int decode_map(mp_cursor *c, cmap_t *m)

@@ -170,7 +170,8 @@ static int apply_locked(bucket_t *b, const region_op *op)
 static void copy_targets(const bucket_t *b, region_write_result *out)
 {
     out->ntargets = b->ntargets;
-    memcpy(out->targets, b->targets, b->ntargets * sizeof(uint32_t));
+    if (b->ntargets) /* targets is NULL without copies */
+        memcpy(out->targets, b->targets, b->ntargets * sizeof(uint32_t));
 }
 
 void region_primary_write(region_t *r, region_op *op, bool serving, region_write_result *out)

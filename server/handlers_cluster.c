@@ -133,9 +133,9 @@ static void pack_tracker(req_ctx *x, region_t *r, uint32_t bucket)
 void handle_image_page(req_ctx *x)
 {
     region_t *r;
-    uint64_t bucket, requester, cursor, next;
+    uint64_t bucket, requester, cursor, version, next;
     if (arg_region(x, 0, &r) || arg_uint(x, 1, &bucket) || arg_uint(x, 2, &requester) ||
-        arg_uint(x, 3, &cursor))
+        arg_uint(x, 3, &cursor) || arg_uint(x, 4, &version))
         return;
     if (!region_clustered(r) || bucket >= region_cfg(r)->total_num_buckets ||
         requester > UINT32_MAX) {
@@ -144,6 +144,15 @@ void handle_image_page(req_ctx *x)
     }
     if (region_bucket_role(r, (uint32_t)bucket) != ROLE_PRIMARY || !cluster_serving(x->srv)) {
         reply_error(x, ST_UNAVAILABLE, "IMAGE_PAGE: not primary for bucket %u", (unsigned)bucket);
+        return;
+    }
+    /* Until this primary has applied the map that made the requester a
+     * copy, a map it applies meanwhile (older) would drop the requester from
+     * the bucket's targets, and writes acknowledged then would never reach
+     * the new copy. */
+    if (atomic_load(&x->srv->metadata_version) < version) {
+        reply_error(x, ST_UNAVAILABLE, "IMAGE_PAGE: map version %llu not applied here yet",
+                    (unsigned long long)version);
         return;
     }
     /* from here on every write to the bucket also goes to the requester;

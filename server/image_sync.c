@@ -291,7 +291,10 @@ static void request_page(image_sync *s, image_job *j)
     msgpack_pack_uint32(&pk, j->bucket);
     msgpack_pack_uint32(&pk, s->srv->member_id);
     msgpack_pack_uint64(&pk, j->cursor);
-    int rc = link_request(j->link, OP_IMAGE_PAGE, buf_rptr(&b), buf_readable(&b), 4, on_page, pc);
+    /* the map that made this copy: the primary must have applied it, so
+     * that it replicates every later write here (see handle_image_page) */
+    msgpack_pack_uint64(&pk, atomic_load(&s->srv->metadata_version));
+    int rc = link_request(j->link, OP_IMAGE_PAGE, buf_rptr(&b), buf_readable(&b), 5, on_page, pc);
     buf_free(&b);
     if (rc) {
         free(pc);
