@@ -2,6 +2,9 @@
 # bench-vs-redis.sh - runs the same workloads on a throwaway redis-server and
 # a throwaway agated, one after the other in the same run, and prints a
 # markdown table: throughput, server CPU time per operation, latency.
+# With --cluster, also on a throwaway Agate cluster (a locator and two
+# servers, a PARTITION_REDUNDANT region with one redundant copy) driven by
+# agate-bench --locator, in the same run.
 #
 # Workloads (as redis-benchmark -t set,get with -c 50 -d 100 -r 100000):
 #   PUT/SET and GET, each with -P 1 and -P 16. Every test runs as its own
@@ -12,8 +15,10 @@
 #   the first server alternates) and the medians are reported.
 #
 # Installs nothing. Needs redis-server, redis-cli, redis-benchmark (Debian:
-# apt-get install redis-server redis-tools) and a build of agated and
-# agate-bench (cmake -S . -B build && cmake --build build).
+# apt-get install redis-server redis-tools, or tools/install-deps.sh --bench)
+# and a build of agated and agate-bench, plus the agate CLI for --cluster
+# (cmake -S . -B build && cmake --build build). Every process it starts is
+# killed by pid when it exits.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,11 +30,12 @@ OUT=""
 AGATE_THREADS=""
 P16_FACTOR=5
 PIN=0
+CLUSTER=0
 
 usage() {
     cat <<EOF
 Usage: tools/bench-vs-redis.sh [--requests N] [--repeat K] [--quick] [--out FILE]
-                               [--bin DIR] [--agate-threads N] [--pin]
+                               [--bin DIR] [--agate-threads N] [--pin] [--cluster]
 
   --requests N        requests per -P 1 test (default 200000); the -P 16 tests
                       use ${P16_FACTOR}x as many, so that they last long enough for
@@ -37,10 +43,15 @@ Usage: tools/bench-vs-redis.sh [--requests N] [--repeat K] [--quick] [--out FILE
   --repeat K          run every test K times, report medians (default 3)
   --quick             fewer requests (20000), one repetition: a fast check
   --out FILE          also write the markdown report to FILE
-  --bin DIR           where agated and agate-bench are (default build/bin)
+  --bin DIR           where agated, agate-bench and (for --cluster) agate are
+                      (default build/bin)
   --agate-threads N   agated --threads (default: agated's own, CPUs - 1, at least 1)
-  --pin               run both servers on CPU 0 and the benchmark clients on
+  --pin               run the servers on CPU 0 and the benchmark clients on
                       CPU 1 (taskset), instead of letting them share both CPUs
+  --cluster           also run every test on an Agate cluster: a locator and
+                      two servers on 127.0.0.1, region PARTITION_REDUNDANT with
+                      redundant-copies=1 (created with the agate CLI through
+                      the locator), agate-bench --locator (single hop)
 EOF
 }
 
@@ -58,6 +69,7 @@ while [ $# -gt 0 ]; do
     --agate-threads) AGATE_THREADS=${2:?--agate-threads needs a number}; shift 2 ;;
     --agate-threads=*) AGATE_THREADS=${1#*=}; shift ;;
     --pin) PIN=1; shift ;;
+    --cluster) CLUSTER=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench-vs-redis: unknown option '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -82,7 +94,9 @@ for tool in redis-server redis-cli redis-benchmark; do
         missing=1
     fi
 done
-for prog in agated agate-bench; do
+progs=(agated agate-bench)
+[ "$CLUSTER" = 1 ] && progs+=(agate)
+for prog in "${progs[@]}"; do
     if [ ! -x "$BIN/$prog" ]; then
         echo "bench-vs-redis: $BIN/$prog not found; build it first:" >&2
         echo "    cmake -S $ROOT -B $ROOT/build -DCMAKE_BUILD_TYPE=Release && cmake --build $ROOT/build -j2" >&2
@@ -102,7 +116,7 @@ if [ "$PIN" = 1 ]; then
     SRV_PIN=(taskset -c 0)
     CLI_PIN=(taskset -c 1)
 fi
-for tool in ss awk getconf; do
+for tool in ss awk getconf timeout; do
     command -v "$tool" >/dev/null 2>&1 || { echo "bench-vs-redis: $tool not found" >&2; missing=1; }
 done
 [ "$missing" = 0 ] || exit 1
@@ -111,21 +125,36 @@ CLK_TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-redis.XXXXXX")
 REDIS_PID=""
 AGATE_PID=""
+LOC_PID=""   # the cluster's locator
+SRV1_PID=""  # and its two servers
+SRV2_PID=""
 
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
+# Stops the given pids: SIGTERM to all, then SIGKILL to those still there
+# after 5 s. (A cluster member given SIGTERM leaves the cluster gracefully,
+# which needs the locator: all are told at once.)
+stop_pids() {
+    local pid live=()
+    for pid in "$@"; do
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && live+=("$pid")
+    done
+    [ ${#live[@]} -gt 0 ] || return 0
     for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        local still=()
+        for pid in "${live[@]}"; do
+            if kill -0 "$pid" 2>/dev/null; then still+=("$pid"); else wait "$pid" 2>/dev/null || true; fi
+        done
+        [ ${#still[@]} -gt 0 ] || return 0
+        live=("${still[@]}")
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    for pid in "${live[@]}"; do
+        echo "bench-vs-redis: pid $pid did not stop on SIGTERM within 5 s: SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
 }
 cleanup() {
-    stop_pid "$REDIS_PID"
-    stop_pid "$AGATE_PID"
+    stop_pids "$REDIS_PID" "$AGATE_PID" "$SRV1_PID" "$SRV2_PID" "$LOC_PID"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -157,46 +186,143 @@ start_redis() {
     exit 1
 }
 
+# wait_port DIR PID: waits (10 s) for the agated started in DIR to write
+# its port into DIR/agated.status; sets PORT. Exits with its log if not.
+wait_port() {
+    local dir=$1 pid=$2
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        if [ -f "$dir/agated.status" ] && grep -q '^port=[1-9]' "$dir/agated.status"; then
+            PORT=$(sed -n 's/^port=//p' "$dir/agated.status")
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench-vs-redis: agated in $dir did not start; its output and log:" >&2
+    cat "$dir/log" "$dir"/*.log >&2 2>/dev/null || true
+    exit 1
+}
+
 start_agate() {
     mkdir -p "$TMP/agate"
     "${SRV_PIN[@]}" "$BIN/agated" --role=server --name=bench --dir="$TMP/agate" --port=0 \
         ${AGATE_THREADS:+--threads="$AGATE_THREADS"} >"$TMP/agate/log" 2>&1 &
     AGATE_PID=$!
+    wait_port "$TMP/agate" "$AGATE_PID"
+    AGATE_PORT=$PORT
+}
+
+# The last lines of every cluster process's log, to stderr (on a failure).
+cluster_logs() {
+    local f
+    for f in "$TMP"/cluster/*/*.log "$TMP"/cluster/*/log; do
+        [ -s "$f" ] || continue
+        echo "---- ${f#"$TMP"/} (last 40 lines)" >&2
+        tail -n 40 "$f" >&2
+    done
+}
+
+# Sets REDUNDANCY to "bench  PARTITION_REDUNDANT  1  113  0  50  reduced"
+# of `agate status redundancy` as "reduced (50 of 113 buckets below
+# redundancy, 0 without a primary)", and REDUNDANCY_OK to 1 when satisfied.
+redundancy_state() {
+    local out
+    REDUNDANCY_OK=0
+    out=$("$BIN/agate" status redundancy --locator="$LOCATOR" --region=bench 2>&1) && REDUNDANCY_OK=1
+    REDUNDANCY=$(echo "$out" | awk '$1 == "bench" {f = 1
+            printf "%s (%s of %s buckets below redundancy, %s without a primary)", $7, $6, $4, $5}
+        END {if (!f) printf "unknown"}')
+}
+
+# Servers listed as up by the locator.
+members_up() {
+    "$BIN/agate" list members --locator="$LOCATOR" 2>/dev/null |
+        awk '$2 == "server" && $5 == "up" {n++} END {print n + 0}'
+}
+
+# A locator and two servers joining it, all on 127.0.0.1 with free ports,
+# and the region bench (PARTITION_REDUNDANT, redundant-copies=1) created
+# through the locator with the agate CLI.
+start_cluster() {
+    local d="$TMP/cluster"
+    mkdir -p "$d/locator" "$d/s1" "$d/s2"
+    "${SRV_PIN[@]}" "$BIN/agated" --role=locator --name=locator --dir="$d/locator" --port=0 \
+        >"$d/locator/log" 2>&1 &
+    LOC_PID=$!
+    wait_port "$d/locator" "$LOC_PID"
+    LOC_PORT=$PORT
+    LOCATOR="127.0.0.1[$LOC_PORT]"
+    "${SRV_PIN[@]}" "$BIN/agated" --role=server --name=s1 --dir="$d/s1" --port=0 \
+        --locators="$LOCATOR" ${AGATE_THREADS:+--threads="$AGATE_THREADS"} >"$d/s1/log" 2>&1 &
+    SRV1_PID=$!
+    "${SRV_PIN[@]}" "$BIN/agated" --role=server --name=s2 --dir="$d/s2" --port=0 \
+        --locators="$LOCATOR" ${AGATE_THREADS:+--threads="$AGATE_THREADS"} >"$d/s2/log" 2>&1 &
+    SRV2_PID=$!
+    wait_port "$d/s1" "$SRV1_PID"
+    wait_port "$d/s2" "$SRV2_PID"
+    local up=0
     for _ in $(seq 100); do
-        kill -0 "$AGATE_PID" 2>/dev/null || break
-        if [ -f "$TMP/agate/agated.status" ] && grep -q '^port=[1-9]' "$TMP/agate/agated.status"; then
-            AGATE_PORT=$(sed -n 's/^port=//p' "$TMP/agate/agated.status")
-            return 0
-        fi
+        up=$(members_up)
+        [ "$up" = 2 ] && break
         sleep 0.1
     done
-    echo "bench-vs-redis: agated did not start; its log:" >&2
-    cat "$TMP/agate/log" >&2
-    exit 1
+    if [ "$up" != 2 ]; then
+        echo "bench-vs-redis: the locator lists $up of 2 servers as up after 10 s" >&2
+        cluster_logs
+        exit 1
+    fi
+    "$BIN/agate" create region --name=bench --type=PARTITION_REDUNDANT --redundant-copies=1 \
+        --locator="$LOCATOR" >"$d/create.log" 2>&1 || {
+        echo "bench-vs-redis: agate create region through $LOCATOR failed:" >&2
+        cat "$d/create.log" >&2
+        cluster_logs
+        exit 1
+    }
+    # an empty region's copies are ready within milliseconds
+    for _ in $(seq 100); do
+        redundancy_state
+        REDUNDANCY_BEFORE=$REDUNDANCY
+        [ "$REDUNDANCY_OK" = 1 ] && break
+        sleep 0.1
+    done
+    if [ "$REDUNDANCY_OK" != 1 ]; then
+        echo "bench-vs-redis: warning: redundancy of region bench not satisfied 10 s after" \
+            "creating it: $REDUNDANCY_BEFORE; running anyway (writes are still replicated to" \
+            "initializing copies); see the report" >&2
+    fi
 }
 
 # busy (user+nice+system+irq+softirq) and steal ticks of the whole machine
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $9; exit}' /proc/stat; }
 
-# utime+stime of a process, in clock ticks
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# utime+stime of processes (all threads), summed, in clock ticks
+cpu_ticks() {
+    local pid
+    for pid in "$@"; do sed 's/.*) //' "/proc/$pid/stat"; done | awk '{n += $12 + $13} END {print n + 0}'
+}
 
-# Runs "$@" (a benchmark command writing CSV) with the CPU of server pid $1
-# measured around it. Sets CSV_LINE (the result line for test name $2),
-# SRV_TICKS and CLI_CPU (client user+sys seconds).
+# A benchmark command that runs longer than this is stopped (a hung server).
+TEST_LIMIT=300
+
+# Runs "$@" (a benchmark command writing CSV) with the CPU of the server
+# pids $1 (space-separated) measured around it. Sets CSV_LINE (the result
+# line for test name $2), SRV_TICKS and CLI_CPU (client user+sys seconds).
 measure() {
-    local pid=$1 name=$2
+    local pids name=$2
+    read -r -a pids <<<"$1"
     shift 2
     local before after m0 m1
     m0=$(machine_ticks)
-    before=$(cpu_ticks "$pid")
+    before=$(cpu_ticks "${pids[@]}")
     local TIMEFORMAT='%3R %3U %3S'
-    { time "${CLI_PIN[@]}" "$@" >"$TMP/out.csv" 2>"$TMP/err"; } 2>"$TMP/time" || {
-        echo "bench-vs-redis: failed: $*" >&2
+    { time "${CLI_PIN[@]}" timeout "$TEST_LIMIT" "$@" >"$TMP/out.csv" 2>"$TMP/err"; } 2>"$TMP/time" || {
+        local rc=$?
+        echo "bench-vs-redis: failed (exit status $rc$([ "$rc" = 124 ] && echo ": still running after $TEST_LIMIT s, stopped")): $*" >&2
         cat "$TMP/err" >&2
+        case "$*" in *--locator*) cluster_logs ;; esac
         exit 1
     }
-    after=$(cpu_ticks "$pid")
+    after=$(cpu_ticks "${pids[@]}")
     m1=$(machine_ticks)
     SRV_TICKS=$((after - before))
     CLI_CPU=$(tail -n 1 "$TMP/time" | awk '{print $2 + $3}')
@@ -229,11 +355,13 @@ fill_redis() {
         exit 1
     }
 }
+# fill_agate SERVER_OPTIONS...: -h/-p of a server, or --locator of a cluster
 fill_agate() {
-    "$BIN/agate-bench" -h 127.0.0.1 -p "$AGATE_PORT" -c "$CLIENTS" -n 1 -d "$VSIZE" \
+    timeout "$TEST_LIMIT" "$BIN/agate-bench" "$@" -c "$CLIENTS" -n 1 -d "$VSIZE" \
         -r "$KEYSPACE" -t get -q >"$TMP/fill.log" 2>&1 || {
-        echo "bench-vs-redis: filling agate failed:" >&2
+        echo "bench-vs-redis: filling agate ($*) failed:" >&2
         cat "$TMP/fill.log" >&2
+        case "$*" in *--locator*) cluster_logs ;; esac
         exit 1
     }
 }
@@ -242,8 +370,13 @@ CLIENTS=50
 VSIZE=100
 KEYSPACE=100000
 
+SIDES=(redis agate)
 start_redis
 start_agate
+if [ "$CLUSTER" = 1 ]; then
+    SIDES+=(cluster)
+    start_cluster
+fi
 
 # ---- runs --------------------------------------------------------------
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -260,15 +393,23 @@ agate_threads="${agate_workers:-?}${AGATE_THREADS:+ (--threads=$AGATE_THREADS)}"
     echo "- Machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $(uname -sr); $placement"
     echo "- Versions: $(redis-server --version | awk '{print $1, $2, $3}'), $(redis-benchmark --version); $("$BIN/agated" --version), agated worker threads: $agate_threads"
     rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); source: $rev"
+    # the tree at run time, which is not necessarily what the binaries were built from
+    built=$(date -u -r "$BIN/agated" '+%Y-%m-%d %H:%M UTC' 2>/dev/null || echo unknown)
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); source: $rev (working tree now; $BIN/agated built $built)"
     echo "- Workload: -c $CLIENTS -d $VSIZE -r $KEYSPACE; -n $REQUESTS for -P 1, -n $((REQUESTS * P16_FACTOR)) for -P 16; key space filled before the first test"
+    if [ "$CLUSTER" = 1 ]; then
+        echo "- Cluster: 1 locator + 2 servers on 127.0.0.1 (agated --role=locator; --role=server --locators=127.0.0.1[PORT], worker threads as above), region bench PARTITION_REDUNDANT with redundant-copies=1 and 113 buckets (agate create region through the locator); agate-bench --locator 127.0.0.1[PORT]: every connection is a cluster client sending each request to the key's primary"
+        echo "- Cluster redundancy before the tests: $REDUNDANCY_BEFORE"
+    fi
 } >"$TMP/header"
 cat "$TMP/header"
 echo
 
-# Context switches (voluntary + involuntary) of all the server's threads.
+# Context switches (voluntary + involuntary) of all the threads of the
+# server processes $1 (space-separated pids).
 ctx_switches() {
-    cat /proc/"$1"/task/*/status 2>/dev/null |
+    local pid
+    for pid in $1; do cat /proc/"$pid"/task/*/status 2>/dev/null; done |
         awk '/^(voluntary|nonvoluntary)_ctxt_switches/ {n += $2} END {print n + 0}'
 }
 
@@ -276,26 +417,32 @@ ctx_switches() {
 #   label|side|rps|avg_ms|p50_ms|p99_ms|server_us_cpu_per_op|client_us_cpu_per_op|server_csw_per_op
 run_one() {
     local side=$1 label=$2 test=$3 P=$4 N=$5
-    local common=(-h 127.0.0.1 -c "$CLIENTS" -n "$N" -d "$VSIZE" -r "$KEYSPACE" -P "$P" --csv)
-    local pid name csw0 csw1
+    local common=(-c "$CLIENTS" -n "$N" -d "$VSIZE" -r "$KEYSPACE" -P "$P" --csv)
+    local pids name csw0 csw1
     if [ "$side" = redis ]; then
-        pid=$REDIS_PID
+        pids=$REDIS_PID
         name=$(echo "$test" | tr "[:lower:]" "[:upper:]")
         echo "  $name -P $P (-n $N) on redis" >&2
-        csw0=$(ctx_switches "$pid")
-        measure "$pid" "$name" redis-benchmark -p "$REDIS_PORT" "${common[@]}" -t "$test"
+        csw0=$(ctx_switches "$pids")
+        measure "$pids" "$name" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" "${common[@]}" -t "$test"
     else
-        pid=$AGATE_PID
-        local atest=$test extra=()
+        local atest=$test extra=() target
         [ "$test" = set ] && atest=put
         [ "$test" = get ] && extra=(--no-prefill)
+        if [ "$side" = cluster ]; then
+            pids="$LOC_PID $SRV1_PID $SRV2_PID"
+            target=(--locator "$LOCATOR")
+        else
+            pids=$AGATE_PID
+            target=(-h 127.0.0.1 -p "$AGATE_PORT")
+        fi
         name=$(echo "$atest" | tr "[:lower:]" "[:upper:]")
-        echo "  $name -P $P (-n $N) on agate" >&2
-        csw0=$(ctx_switches "$pid")
-        measure "$pid" "$name" "$BIN/agate-bench" -p "$AGATE_PORT" "${common[@]}" -t "$atest" \
+        echo "  $name -P $P (-n $N) on $side" >&2
+        csw0=$(ctx_switches "$pids")
+        measure "$pids" "$name" "$BIN/agate-bench" "${target[@]}" "${common[@]}" -t "$atest" \
             "${extra[@]}"
     fi
-    csw1=$(ctx_switches "$pid")
+    csw1=$(ctx_switches "$pids")
     awk -v l="$label" -v s="$side" -v line="$CSV_LINE" -v n="$N" -v hz="$CLK_TCK" \
         -v t="$SRV_TICKS" -v c="$CLI_CPU" -v csw="$((csw1 - csw0))" 'BEGIN {
         split(line, f, ",");
@@ -307,18 +454,23 @@ run_one() {
 # Both key spaces are filled completely before the first test (untimed):
 # every SET/PUT then overwrites an existing key and every GET hits, the
 # same steady state on both servers whatever order the tests run in.
-echo "filling both key spaces ($KEYSPACE keys)" >&2
+echo "filling the key spaces ($KEYSPACE keys)" >&2
 fill_redis
-fill_agate
+fill_agate -h 127.0.0.1 -p "$AGATE_PORT"
+[ "$CLUSTER" = 1 ] && fill_agate --locator "$LOCATOR"
 
 : >"$TMP/results"
 : >"$TMP/background"
 labels=()
 for rep in $(seq "$REPEAT"); do
     echo "run $rep of $REPEAT" >&2
-    # alternate which server goes first, so neither always runs on a
-    # machine just warmed (or disturbed) by the other
-    if [ $((rep % 2)) = 1 ]; then sides=(redis agate); else sides=(agate redis); fi
+    # rotate which server goes first, so none always runs on a machine
+    # just warmed (or disturbed) by another: redis agate, agate redis (and
+    # with --cluster: redis agate cluster, agate cluster redis, ...)
+    sides=()
+    for i in "${!SIDES[@]}"; do
+        sides+=("${SIDES[$(((i + rep - 1) % ${#SIDES[@]}))]}")
+    done
     for P in 1 16; do
         N=$REQUESTS
         [ "$P" = 16 ] && N=$((REQUESTS * P16_FACTOR))
@@ -332,6 +484,15 @@ for rep in $(seq "$REPEAT"); do
         done
     done
 done
+
+if [ "$CLUSTER" = 1 ]; then
+    # the state the cluster is left in: a member removed during the tests
+    # (suspected while the machine was saturated) would show here
+    redundancy_state
+    REDUNDANCY_AFTER=$REDUNDANCY
+    MEMBERS_AFTER=$(members_up)
+    LOC_CPU=$(awk -v t="$(cpu_ticks "$LOC_PID")" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+fi
 
 # median of field $3 (1-based, of the results line) for label $1, side $2
 median() {
@@ -369,6 +530,27 @@ fmt() { awk -v v="$1" -v p="$2" 'BEGIN { printf "%." p "f", v }'; }
     for l in "${labels[@]}"; do
         echo "| $l | $(fmt "$(median "$l" redis 8)" 2) | $(fmt "$(median "$l" agate 8)" 2) | $(fmt "$(median "$l" redis 9)" 3) | $(fmt "$(median "$l" agate 9)" 3) |"
     done
+    if [ "$CLUSTER" = 1 ]; then
+        echo
+        echo "Cluster (locator + 2 servers, PARTITION_REDUNDANT, redundant-copies=1) against Redis and the single agated:"
+        echo
+        echo "| workload | redis rps | agate rps | cluster rps | cluster/redis | cluster/agate | redis p50 / p99 ms | agate p50 / p99 ms | cluster p50 / p99 ms |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        for l in "${labels[@]}"; do
+            rr=$(median "$l" redis 3) ar=$(median "$l" agate 3) cr=$(median "$l" cluster 3)
+            echo "| $l | $(fmt "$rr" 0) | $(fmt "$ar" 0) | $(fmt "$cr" 0) | $(ratio "$cr" "$rr") | $(ratio "$cr" "$ar") | $(fmt "$(median "$l" redis 5)" 3) / $(fmt "$(median "$l" redis 6)" 3) | $(fmt "$(median "$l" agate 5)" 3) / $(fmt "$(median "$l" agate 6)" 3) | $(fmt "$(median "$l" cluster 5)" 3) / $(fmt "$(median "$l" cluster 6)" 3) |"
+        done
+        echo
+        echo "| workload | redis µs CPU/op | agate µs CPU/op | cluster µs CPU/op (3 processes) | cluster/agate | cluster avg ms | agate-bench µs CPU/op, single / cluster | cluster ctx switches/op |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for l in "${labels[@]}"; do
+            ac=$(median "$l" agate 7) cc=$(median "$l" cluster 7)
+            echo "| $l | $(fmt "$(median "$l" redis 7)" 2) | $(fmt "$ac" 2) | $(fmt "$cc" 2) | $(ratio "$cc" "$ac") | $(fmt "$(median "$l" cluster 4)" 3) | $(fmt "$(median "$l" agate 8)" 2) / $(fmt "$(median "$l" cluster 8)" 2) | $(fmt "$(median "$l" cluster 9)" 3) |"
+        done
+        echo
+        echo "Cluster CPU/op: utime+stime of the locator and both servers together. The locator used ${LOC_CPU} s of CPU over the whole run (heartbeats, map requests)."
+        echo "Cluster after the tests: $MEMBERS_AFTER of 2 servers up; redundancy $REDUNDANCY_AFTER (before: $REDUNDANCY_BEFORE)."
+    fi
     if [ "$REPEAT" -gt 1 ]; then
         echo
         echo "Raw runs (rps, server µs CPU/op):"
@@ -376,7 +558,7 @@ fmt() { awk -v v="$1" -v p="$2" 'BEGIN { printf "%." p "f", v }'; }
         echo "| workload | server | rps per run | µs CPU/op per run |"
         echo "|---|---|---|---|"
         for l in "${labels[@]}"; do
-            for side in redis agate; do
+            for side in "${SIDES[@]}"; do
                 echo "| $l | $side | $(awk -F'|' -v l="$l" -v s="$side" '$1 == l && $2 == s {printf "%s%.0f", (n++ ? ", " : ""), $3}' "$TMP/results") | $(awk -F'|' -v l="$l" -v s="$side" '$1 == l && $2 == s {printf "%s%.2f", (n++ ? ", " : ""), $7}' "$TMP/results") |"
             done
         done

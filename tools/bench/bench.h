@@ -21,6 +21,9 @@ typedef enum bench_op { BENCH_PUT, BENCH_GET } bench_op;
 typedef struct bench_config {
     const char *host;
     int port;
+    const char *locator; /* --locator: route over a cluster through these locators */
+    bool cluster;        /* the clients route over a cluster (--locator, or -p naming a
+                            locator or a member of a cluster: libagate routes then too) */
     int clients;       /* -c */
     uint64_t requests; /* -n */
     int pipeline;      /* -P */

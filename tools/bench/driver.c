@@ -4,9 +4,15 @@
  * from its own epoll loop with the library's non-blocking API
  * (agate_*_async, agate_fd, agate_wants_write, agate_process).
  *
+ * With --locator every connection is a cluster client (agate_connect_locator):
+ * its requests go straight to the members holding the keys' primaries, and
+ * agate_fd is the client's epoll set over those member connections.
+ *
  * Latency of a request: from the moment its batch was queued to the first
  * reply handled in the agate_process call that completed it (one clock read
- * per process call, like redis-benchmark's "first read event"). Nothing is
+ * per process call, like redis-benchmark's "first read event"; a second one
+ * when a batch queued during the call is answered in it, which only a
+ * cluster client's call over several members can do). Nothing is
  * allocated per request: keys are formatted into a stack buffer that the
  * library copies into its output buffer. */
 #include <errno.h>
@@ -150,7 +156,11 @@ static void on_reply(agate_client *c, const agate_reply *r, void *arg)
     bench_thread *th = bc->th;
     if (!th)
         return; /* after a failed test: agate_client_free completing leftovers */
-    if (!th->now_valid) {
+    /* A cluster client's agate_process goes over several member
+     * connections: a batch queued by a callback on one of them may be sent,
+     * and answered, on another within the same call, after th->now was
+     * read. Such a reply gets its own clock reading. */
+    if (!th->now_valid || th->now < bc->t_start) {
         th->now = bench_now_ns();
         th->now_valid = true;
     }
@@ -177,9 +187,14 @@ static void on_reply(agate_client *c, const agate_reply *r, void *arg)
         issue_batch(bc);
 }
 
-/* Keeps EPOLLOUT registered exactly while the library has output queued. */
+/* Keeps EPOLLOUT registered exactly while the library has output queued.
+ * A cluster client's fd is its own epoll set (member sockets, retry timer),
+ * which turns readable whenever agate_process has work, output included:
+ * it is polled for reading only. */
 static int sync_interest(int ep, bench_conn *bc)
 {
+    if (bc->th->sh->cfg->cluster)
+        return 0;
     bool want = agate_wants_write(bc->cl) != 0;
     if (want == bc->out_armed)
         return 0;

@@ -15,13 +15,19 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: agate-bench [-h <host>] [-p <port>] [-c <clients>] [-n <requests>]\n"
-            "                   [-P <numreq>] [-d <size>] [-r <keyspacelen>] [-t <tests>]\n"
-            "                   [-q] [--csv] [--threads <num>] [--region <name>]\n"
-            "                   [--no-prefill] [--timeout <ms>]\n"
+            "Usage: agate-bench [-h <host>] [-p <port>] | [--locator <host[port]>]\n"
+            "                   [-c <clients>] [-n <requests>] [-P <numreq>] [-d <size>]\n"
+            "                   [-r <keyspacelen>] [-t <tests>] [-q] [--csv]\n"
+            "                   [--threads <num>] [--region <name>] [--no-prefill]\n"
+            "                   [--timeout <ms>]\n"
             "\n"
             " -h <hostname>      Server hostname (default 127.0.0.1)\n"
             " -p <port>          Server port (default %d)\n"
+            " --locator <locs>   Benchmark a cluster instead of one server: locators\n"
+            "                    HOST[PORT] or HOST:PORT, comma-separated. Every\n"
+            "                    connection is a cluster client (agate_connect_locator)\n"
+            "                    that sends each request straight to the member holding\n"
+            "                    the key's primary bucket; not with -h or -p\n"
             " -c <clients>       Number of parallel connections (default 50)\n"
             " -n <requests>      Total number of requests per test (default 100000)\n"
             " -d <size>          Value size in bytes (default 3): the value is a MessagePack\n"
@@ -37,7 +43,9 @@ static void usage(FILE *f)
             " -q                 Quiet: one line per test\n"
             " --csv              Output in CSV format (the columns of redis-benchmark --csv)\n"
             " --threads <num>    Client threads (default 1)\n"
-            " --region <name>    Region to use, created as PARTITION if absent (default bench)\n"
+            " --region <name>    Region to use (default bench): an existing region of any\n"
+            "                    type is used as it is; an absent one is created as\n"
+            "                    PARTITION\n"
             " --no-prefill       With -t get alone, do not fill the key space first\n"
             " --timeout <ms>     Fail when no reply arrives for this long (default 10000)\n"
             " --help             This help\n",
@@ -89,9 +97,77 @@ static int parse_tests(bench_config *cfg, const char *list)
     return 0;
 }
 
+/* Checks one locator of n bytes at s: "HOST[PORT]" or "HOST:PORT" (as the
+ * agate CLI's --locator). Prints why not and returns -1. */
+static int check_locator(const char *s, size_t n)
+{
+    const char *open = memchr(s, '[', n);
+    const char *colon = memchr(s, ':', n);
+    const char *port;
+    size_t hostlen, portlen;
+    if (open) {
+        if (s[n - 1] != ']') {
+            fprintf(stderr, "agate-bench: bad --locator '%.*s': expected HOST[PORT]\n", (int)n, s);
+            return -1;
+        }
+        hostlen = (size_t)(open - s);
+        port = open + 1;
+        portlen = n - hostlen - 2;
+    } else if (colon) {
+        hostlen = (size_t)(colon - s);
+        port = colon + 1;
+        portlen = n - hostlen - 1;
+    } else {
+        fprintf(stderr, "agate-bench: bad --locator '%.*s': no port (write HOST[PORT] or "
+                        "HOST:PORT)\n", (int)n, s);
+        return -1;
+    }
+    if (hostlen == 0) {
+        fprintf(stderr, "agate-bench: bad --locator '%.*s': no host\n", (int)n, s);
+        return -1;
+    }
+    for (size_t i = 0; i < hostlen; i++)
+        if (s[i] == '[' || s[i] == ']' || s[i] == ':' || s[i] == ' ' || s[i] == '\t') {
+            fprintf(stderr, "agate-bench: bad --locator '%.*s': bad host name\n", (int)n, s);
+            return -1;
+        }
+    long v = 0;
+    for (size_t i = 0; i < portlen && v >= 0; i++)
+        v = port[i] < '0' || port[i] > '9' || v > 65535 ? -1 : v * 10 + (port[i] - '0');
+    if (portlen == 0 || v < 1 || v > 65535) {
+        fprintf(stderr, "agate-bench: bad --locator '%.*s': the port must be a number from 1 "
+                        "to 65535\n", (int)n, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks a comma-separated list of locators. */
+static int check_locators(const char *list)
+{
+    if (!*list || *list == '-') {
+        fprintf(stderr, "agate-bench: --locator needs HOST[PORT] or HOST:PORT\n");
+        return -1;
+    }
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 0) {
+            fprintf(stderr, "agate-bench: bad --locator '%s': empty entry in the list\n", list);
+            return -1;
+        }
+        if (check_locator(p, n))
+            return -1;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
 /* Returns 0, 1 when the program should exit successfully (--help), or -1. */
 static int parse_args(int argc, char **argv, bench_config *cfg)
 {
+    bool server_given = false; /* -h or -p */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -110,11 +186,18 @@ static int parse_args(int argc, char **argv, bench_config *cfg)
         } else if (!strcmp(a, "-h")) {
             NEED_ARG();
             cfg->host = v;
+            server_given = true;
         } else if (!strcmp(a, "-p")) {
             NEED_ARG();
             if (parse_u64(a, v, 1, 65535, &n))
                 return -1;
             cfg->port = (int)n;
+            server_given = true;
+        } else if (!strcmp(a, "--locator")) {
+            NEED_ARG();
+            if (check_locators(v))
+                return -1;
+            cfg->locator = v;
         } else if (!strcmp(a, "-c")) {
             NEED_ARG();
             if (parse_u64(a, v, 1, 100000, &n))
@@ -163,11 +246,19 @@ static int parse_args(int argc, char **argv, bench_config *cfg)
             if (parse_u64(a, v, 1, 3600000, &n))
                 return -1;
             cfg->timeout_ms = (int)n;
+        } else if (!strncmp(a, "--", 2) && strchr(a, '=')) {
+            fprintf(stderr, "agate-bench: unknown option '%s' (options take their value as "
+                            "the next argument: '%.*s VALUE')\n", a, (int)(strchr(a, '=') - a), a);
+            return -1;
         } else {
             fprintf(stderr, "agate-bench: unknown option '%s' (see --help)\n", a);
             return -1;
         }
 #undef NEED_ARG
+    }
+    if (cfg->locator && server_given) {
+        fprintf(stderr, "agate-bench: give a server (-h, -p) or a cluster (--locator), not both\n");
+        return -1;
     }
     return 0;
 }
@@ -198,6 +289,11 @@ static uint8_t *make_value(size_t size, size_t *len)
     *len = hdr + size;
     return v;
 }
+
+/* For the readable output: "NAME (TYPE, N redundant copies)", and what the
+ * clients connected to ("locator HOST[PORT]" or "HOST:PORT") */
+static char region_desc[300];
+static char target_desc[320];
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
@@ -235,7 +331,9 @@ static void print_full(const bench_config *cfg, const bench_result *r)
         printf("  key space: %" PRIu64 " random keys\n", cfg->keyspace);
     else
         printf("  key space: one key (\"" BENCH_FIXED_KEY "\")\n");
-    printf("  region: %s\n", cfg->region);
+    printf("  region: %s\n", region_desc);
+    if (cfg->cluster)
+        printf("  cluster: through %s, single hop to each key's primary\n", target_desc);
     if (cfg->threads > 1)
         printf("  multi-thread: yes\n  threads: %d\n", cfg->threads);
     else
@@ -341,9 +439,11 @@ int main(int argc, char **argv)
             free(value);
             return 1;
         }
-        int rc = agate_connect(conns[i].cl, servers);
+        int rc = cfg.locator ? agate_connect_locator(conns[i].cl, cfg.locator)
+                             : agate_connect(conns[i].cl, servers);
         if (rc < 0) {
-            fprintf(stderr, "agate-bench: cannot connect: %s\n",
+            fprintf(stderr, "agate-bench: cannot connect to %s%s: %s\n",
+                    cfg.locator ? "locator " : "", cfg.locator ? cfg.locator : servers,
                     agate_errmsg(conns[i].cl));
             close_all(conns, (size_t)cfg.clients);
             free(value);
@@ -351,16 +451,46 @@ int main(int argc, char **argv)
         }
     }
 
-    agate_region_config rcfg;
-    agate_region_config_init(&rcfg, cfg.region, AGATE_PARTITION);
-    rcfg.if_not_exists = 1;
-    int rc = agate_region_create(conns[0].cl, &rcfg);
+    cfg.cluster = agate_is_cluster(conns[0].cl) != 0;
+    snprintf(target_desc, sizeof(target_desc), "%s%s", cfg.locator ? "locator " : "",
+             cfg.locator ? cfg.locator : servers);
+
+    /* an existing region is used as it is (a cluster's may be
+     * PARTITION_REDUNDANT, ...); an absent one is created as PARTITION */
+    agate_region_info *info = NULL;
+    int rc = agate_region_describe(conns[0].cl, cfg.region, &info);
+    if (rc == AGATE_EUNKNOWN_REGION) {
+        agate_region_config rcfg;
+        agate_region_config_init(&rcfg, cfg.region, AGATE_PARTITION);
+        rcfg.if_not_exists = 1;
+        rc = agate_region_create(conns[0].cl, &rcfg);
+        if (rc == 0)
+            rc = agate_region_describe(conns[0].cl, cfg.region, &info);
+    }
     if (rc < 0) {
-        fprintf(stderr, "agate-bench: cannot create region %s: %s\n", cfg.region,
+        fprintf(stderr, "agate-bench: cannot use region %s: %s\n", cfg.region,
                 agate_errmsg(conns[0].cl));
         close_all(conns, (size_t)cfg.clients);
         free(value);
         return 1;
+    }
+    snprintf(region_desc, sizeof(region_desc), "%s (%s, %u redundant copies)", cfg.region,
+             agate_region_type_name(info->type) ? agate_region_type_name(info->type) : "?",
+             info->redundant_copies);
+    agate_region_info_free(info);
+
+    /* A cluster client connects to a member on the first request for it.
+     * agate_size asks every member, so each connection has all its member
+     * connections open before the first timed request (untimed). */
+    for (int i = 0; cfg.cluster && i < cfg.clients; i++) {
+        uint64_t count;
+        if (agate_size(conns[i].cl, cfg.region, &count) < 0) {
+            fprintf(stderr, "agate-bench: cannot reach the members of the cluster: %s\n",
+                    agate_errmsg(conns[i].cl));
+            close_all(conns, (size_t)cfg.clients);
+            free(value);
+            return 1;
+        }
     }
 
     bench_result *res = malloc(sizeof(*res)); /* the histogram is ~36 KiB */
