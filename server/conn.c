@@ -83,11 +83,15 @@ conn_t *conn_new(worker_t *w, int fd)
     return c;
 }
 
+static void unkick(conn_t *c);
+
 void conn_free(conn_t *c)
 {
     worker_t *w = c->w;
     if (c->dead)
         return;
+    if (c->kicked)
+        unkick(c);
     if (c->on_close)
         c->on_close(c, c->on_close_arg);
     c->on_close = NULL;
@@ -130,7 +134,22 @@ void conn_kick(conn_t *c)
         conn_free(c);
         return;
     }
-    event_add(c->wev, NULL);
+    if (c->kicked)
+        return;
+    c->kicked = true;
+    c->kick_next = c->w->kicked;
+    c->w->kicked = c;
+    event_active(c->w->kick_ev, 0, 0);
+}
+
+static void unkick(conn_t *c)
+{
+    for (conn_t **p = &c->w->kicked; *p; p = &(*p)->kick_next)
+        if (*p == c) {
+            *p = c->kick_next;
+            break;
+        }
+    c->kicked = false;
 }
 
 /* Writes as much output as the socket takes. Returns 0, or -1 if the
@@ -151,6 +170,21 @@ static int write_out(conn_t *c)
     }
     buf_shrink_idle(&c->out, IDLE_BUF_KEEP);
     return 0;
+}
+
+void conn_send_kicked(worker_t *w)
+{
+    while (w->kicked) {
+        conn_t *c = w->kicked;
+        w->kicked = c->kick_next;
+        c->kicked = false;
+        if (write_out(c)) {
+            conn_free(c);
+            continue;
+        }
+        if (buf_readable(&c->out) > 0)
+            event_add(c->wev, NULL);
+    }
 }
 
 /* Cuts and dispatches whole frames from the input buffer until it holds no

@@ -29,6 +29,8 @@ typedef struct conn {
     /* Called once when the socket closes (the locator tracks member conns). */
     void (*on_close)(struct conn *c, void *arg);
     void *on_close_arg;
+    bool kicked;             /* on the worker's kicked list */
+    struct conn *kick_next;
 } conn_t;
 
 /* Takes ownership of fd and starts reading. NULL (fd closed) on failure. */
@@ -38,8 +40,13 @@ void conn_free(conn_t *c);
 /* The worker is stopping: answer the requests already read, read no more,
  * and close once the replies are sent. May free c. */
 void conn_drain(conn_t *c);
-/* A late reply was appended to c->out: send it. Not for dead conns. */
+/* A late reply was appended to c->out: it is sent once the worker's
+ * loop gets to it, with every other late reply of that pass (one send per
+ * connection instead of arming write events). Not for dead conns. */
 void conn_kick(conn_t *c);
+/* Sends the output of every connection kicked on w (the worker's kick
+ * event). */
+void conn_send_kicked(worker_t *w);
 /* One owed reply was delivered (or dropped): frees a dead conn at zero. */
 void conn_wait_done(conn_t *c);
 /* msgpack_packer write callback appending to c->out (data = conn_t *). */

@@ -56,6 +56,7 @@ typedef struct repl_peer {
     repl_t *rp;
     link_t *link;
     repl_msg *head, *tail;
+    repl_msg *unsent; /* every message before it was sent; NULL: all were */
     struct event *retry_ev;
 } repl_peer;
 
@@ -124,6 +125,8 @@ static void wait_ack(repl_wait *wt, worker_t *w)
 static void msg_unlink(repl_msg *m)
 {
     repl_peer *p = m->peer;
+    if (p->unsent == m)
+        p->unsent = m->next;
     if (m->prev)
         m->prev->next = m->next;
     else
@@ -159,6 +162,7 @@ static void on_repl_reply(link_t *l, const msg_response *r, void *arg)
     worker_t *w = p->rp->w;
     if (!r) { /* link failed: resend after reconnecting */
         m->sent = false;
+        p->unsent = p->head;
         if (p->link)
             peer_schedule(p, REPL_RECONNECT_MS);
         return;
@@ -177,6 +181,7 @@ static void on_repl_answer(repl_msg *m, repl_peer *p, worker_t *w, const msg_res
     if (r->status == ST_UNKNOWN_REGION || r->status == ST_NO_MEMORY) {
         /* the copy has not applied the map that creates the region yet */
         m->sent = false;
+        m->peer->unsent = m->peer->head;
         peer_schedule(p, REPL_RETRY_MS);
         return;
     }
@@ -194,7 +199,10 @@ static void peer_send_unsent(repl_peer *p)
 {
     if (!p->link || !link_is_up(p->link))
         return;
-    for (repl_msg *m = p->head; m; m = m->next) {
+    /* from the first unsent message on: a write does not walk the whole
+     * window of unacknowledged ones */
+    for (repl_msg *m = p->unsent; m; m = m->next) {
+        p->unsent = m;
         if (m->sent)
             continue;
         if (link_request(p->link, OP_REPLICATE, buf_rptr(&m->args), buf_readable(&m->args), 2,
@@ -202,6 +210,7 @@ static void peer_send_unsent(repl_peer *p)
             return;
         m->sent = true;
     }
+    p->unsent = NULL;
 }
 
 static void on_link_state(link_t *l, bool up, void *arg)
@@ -403,6 +412,8 @@ static uint32_t send_all(repl_wait *wt, repl_t *rp, region_t *r, const region_op
             else
                 p->head = m;
             p->tail = m;
+            if (!p->unsent)
+                p->unsent = m;
             queued++;
         }
     }

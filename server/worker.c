@@ -71,6 +71,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_send_kicked(arg);
+}
+
 int worker_start(worker_t *w, server_t *srv, int id)
 {
     int p[2];
@@ -89,6 +96,9 @@ int worker_start(worker_t *w, server_t *srv, int id)
         return -ENOMEM;
     w->notify_ev = event_new(w->base, w->notify_rd, EV_READ | EV_PERSIST, on_notify, w);
     if (!w->notify_ev || event_add(w->notify_ev, NULL))
+        return -ENOMEM;
+    w->kick_ev = event_new(w->base, -1, 0, on_kick, w);
+    if (!w->kick_ev)
         return -ENOMEM;
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc)
@@ -127,6 +137,7 @@ void worker_join(worker_t *w)
         return;
     pthread_join(w->thread, NULL);
     event_free(w->notify_ev);
+    event_free(w->kick_ev);
     event_base_free(w->base);
     close(w->notify_rd);
     close(w->notify_wr);

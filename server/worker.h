@@ -27,6 +27,8 @@ typedef struct worker {
     buf_t scratch;            /* per-worker temporary space for handlers */
     bool draining;            /* stopping: answer what was read, read nothing new */
     struct repl *repl;        /* replication links and waits (server/replicate.h) */
+    struct conn *kicked;      /* conns with late replies to send (conn_kick) */
+    struct event *kick_ev;    /* sends them once per loop pass */
     int online_depth;         /* nesting of worker_enter */
     /* statistics: written only by this worker, read by any */
     _Alignas(64) _Atomic uint64_t nconns;

@@ -179,7 +179,7 @@ start_redis() {
             fi
             sleep 0.1
         done
-        stop_pid "$REDIS_PID"
+        stop_pids "$REDIS_PID"
         REDIS_PID=""
     done
     echo "bench-vs-redis: could not start redis-server (log: $(cat "$TMP/redis/log" 2>/dev/null))" >&2
