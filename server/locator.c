@@ -430,6 +430,10 @@ static int read_join(req_ctx *x, lmember *m, const uint8_t **map, size_t *map_le
             return -1;
         if (kn == 3 && !memcmp(k, "map", 3)) {
             *map = c.p;
+            if (mp_read_nil(&c) == 0) { /* a process that holds no map */
+                *map = NULL;
+                continue;
+            }
             if (mp_skip(&c, -1))
                 return -1;
             *map_len = (size_t)(c.p - *map);
@@ -493,14 +497,29 @@ static void loc_join(req_ctx *x)
 {
     locator *lc = L(x);
     lmember in = {0};
-    const uint8_t *map;
+    const uint8_t *map = NULL;
     size_t map_len = 0;
     if (read_join(x, &in, &map, &map_len)) {
         reply_error(x, ST_BAD_REQUEST, "JOIN: expected {name, member_id, host, port, pid, dir, map}");
         return;
     }
+    if (!map && lc->map->version == 0 && cluster_now_ms() < lc->adopt_until_ms) {
+        /* a member that still holds the map (and data) may be on its way:
+         * building a new map first would give its buckets to others */
+        reply_error(x, ST_UNAVAILABLE, "the locator restarted and waits up to %d ms for members "
+                    "holding the cluster map; retry", lc->srv->cfg.member_timeout_ms);
+        return;
+    }
     maybe_adopt(lc, map, map_len);
     lmember *m = locator_member(lc, in.id);
+    if (m && !map && cmap_member_find(lc->map, in.id)) {
+        /* the process restarted: its buckets are empty now, so it must not
+         * get them back as if it had only reconnected */
+        if (m->conn == x->conn)
+            m->conn = NULL; /* keep this connection: the new process uses it */
+        member_remove(lc, m, "it restarted without its data");
+        m = NULL;
+    }
     bool fresh = m == NULL;
     if (fresh) {
         if (lc->nmembers == LOC_MAX_MEMBERS) {
@@ -1061,6 +1080,8 @@ int locator_start(server_t *srv)
     cmap_locator_add(lc->map, addr);
     snprintf(lc->regions_path, sizeof lc->regions_path, "%s/cluster.regions", srv->cfg.dir);
     load_regions(lc);
+    if (lc->map->nregions) /* a restart: members may hold the map */
+        lc->adopt_until_ms = cluster_now_ms() + srv->cfg.member_timeout_ms;
     srv->locator = lc;
     g_locator = lc;
     lc->tick = event_new(lc->w->base, -1, EV_PERSIST, on_tick, lc);

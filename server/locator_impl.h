@@ -62,6 +62,7 @@ typedef struct locator {
     handoff_op handoffs[256];
     size_t nhandoffs;
     int64_t recover_at_ms; /* pending redundancy recovery (0: none) */
+    int64_t adopt_until_ms; /* after a restart: map-less JOINs wait until then */
     struct event *tick;
     struct rb_run *rb; /* the last rebalance (locator_rebalance.c), NULL: none */
     char regions_path[PATH_MAX + 32];

@@ -29,6 +29,7 @@ typedef struct member_agent {
     int loc_idx;
     link_t *loc;
     bool joined;
+    bool join_retry; /* the locator answered UNAVAILABLE: join again on the next beat */
     cmap_t *map;
     int64_t hb_sent_ms;
     bool hb_outstanding;
@@ -244,6 +245,12 @@ static void on_join_reply(link_t *l, const msg_response *r, void *arg)
     member_agent *a = arg;
     if (!r)
         return;
+    if (r->status == ST_UNAVAILABLE) { /* e.g. a restarted locator waiting: retry */
+        log_info("the locator asks to retry joining: %.*s", (int)r->errmsg_len,
+                 (const char *)r->errmsg);
+        a->join_retry = true;
+        return;
+    }
     if (r->status != ST_OK || r->nresults != 1) {
         log_error("the locator refused to let this member join: %.*s", (int)r->errmsg_len,
                   (const char *)r->errmsg);
@@ -383,6 +390,9 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
         if (loc_send(a, OP_HEARTBEAT, &b, 3, on_hb_reply) == 0)
             a->hb_outstanding = true;
         buf_free(&b);
+    } else if (a->join_retry && a->loc && link_is_up(a->loc)) {
+        a->join_retry = false;
+        send_join(a);
     } else if (a->map && (!a->loc || !link_is_up(a->loc))) {
         peer_heartbeats(a);
     }

@@ -1523,6 +1523,62 @@ START_TEST(locator_killed)
 }
 END_TEST
 
+/* ======================================================================
+ * 5. A member killed and restarted at once, in its directory (same member
+ *    id), well within member-timeout: it comes back empty, so the locator
+ *    must treat it as a new member (promote the copies) and not hand its
+ *    old buckets back to it
+ * ====================================================================== */
+
+START_TEST(member_restarted_within_timeout)
+{
+    fcluster cl;
+    cl_init(&cl, "restart");
+    agate_client *c = cl_up(&cl, 3);
+    static writer ws[NWRITERS];
+    writers_start(&cl, ws);
+    tu_sleep_ms(1000);
+    long before = writers_ok(ws);
+    FCHECK(&cl, before > 0, "no write acknowledged before the restart");
+
+    tu_server *victim = &cl.mem[1];
+    char name[64];
+    snprintf(name, sizeof(name), "%s", victim->name);
+    tu_server_kill(victim);
+    int64_t t_kill = tu_now_ms();
+    char larg[96];
+    snprintf(larg, sizeof(larg), "--locators=%s", cl.locators);
+    const char *args[] = {larg, MT_ARG, NULL};
+    FCHECK(&cl, tu_server_start_in(victim, name, victim->dir, args) == 0,
+           "cannot restart member %s", name);
+    int64_t restarted = tu_now_ms() - t_kill;
+    expect_progress(&cl, ws, tu_now_ms(), request_ms(), "after the restart");
+    tu_sleep_ms(2000);
+    writers_stop(&cl, ws);
+
+    vres vr;
+    verify(&cl, c, ws, &vr);
+    check_warm(&cl, c);
+    check_size(&cl, c, &vr, 0);
+    /* the restarted member is in the view again, and every bucket has its
+     * copy (on any of the three) */
+    cstat st;
+    char line[2048];
+    int three = 3;
+    if (wait_status(c, &st, 20000 * scale(), pred_full, &three) < 0)
+        fail_note(&cl, "redundancy not restored after the restart: %s",
+                  (status_line(&st, line, sizeof(line)), line));
+    status_line(&st, line, sizeof(line));
+    cstat_free(&st);
+    print_figures(&cl, &vr, ws);
+    fprintf(stdout, "[%s] restarted %lld ms after the kill; %ld acknowledged before; %s\n", cl.tag,
+            (long long)restarted, before, line);
+    fflush(stdout);
+    writers_free(ws);
+    cl_finish(&cl, c);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("cluster_faults");
@@ -1534,6 +1590,8 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, join_and_rebalance_under_load);
     tc = tu_tcase(s, "locator", 90);
     tcase_add_test(tc, locator_killed);
+    tc = tu_tcase(s, "restart", 90);
+    tcase_add_test(tc, member_restarted_within_timeout);
     return s;
 }
 
