@@ -1,6 +1,8 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +54,25 @@ static void defaults(server_config *cfg)
     cfg->recovery_delay_ms = 0;
 }
 
-/* One "host[port]" or "host:port" into dst as "host:port". */
+/* The IPv4 address of host (a literal, or a name resolved once here:
+ * members reach locators over IPv4 links). 0 or -1. */
+static int resolve_ipv4(const char *host, char ip[INET_ADDRSTRLEN])
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) == 1) {
+        snprintf(ip, INET_ADDRSTRLEN, "%s", host);
+        return 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) || !res)
+        return -1;
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, INET_ADDRSTRLEN);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* One "host[port]" or "host:port" into dst as "ipv4:port"; -1 when
+ * malformed, -2 when the host has no IPv4 address. */
 static int parse_locator(const char *s, size_t n, char *dst, size_t cap)
 {
     char tmp[96];
@@ -75,7 +95,10 @@ static int parse_locator(const char *s, size_t n, char *dst, size_t cap)
     long long p;
     if (parse_num(port, 1, 65535, &p))
         return -1;
-    return snprintf(dst, cap, "%s:%lld", tmp, p) < (int)cap ? 0 : -1;
+    char ip[INET_ADDRSTRLEN];
+    if (resolve_ipv4(tmp, ip))
+        return -2;
+    return snprintf(dst, cap, "%s:%lld", ip, p) < (int)cap ? 0 : -1;
 }
 
 int server_config_parse_locators(server_config *cfg, const char *list, char *err, size_t errlen)
@@ -84,7 +107,15 @@ int server_config_parse_locators(server_config *cfg, const char *list, char *err
     for (const char *s = list; *s;) {
         const char *comma = strchr(s, ',');
         size_t n = comma ? (size_t)(comma - s) : strlen(s);
-        if (cfg->nlocators == 8 || parse_locator(s, n, cfg->locators[cfg->nlocators], sizeof cfg->locators[0])) {
+        int rc = cfg->nlocators == 8 ? -1
+                                     : parse_locator(s, n, cfg->locators[cfg->nlocators],
+                                                     sizeof cfg->locators[0]);
+        if (rc == -2) {
+            snprintf(err, errlen, "--locators: cannot resolve '%.*s' to an IPv4 address",
+                     (int)(n > 96 ? 96 : n), s);
+            return -1;
+        }
+        if (rc) {
             snprintf(err, errlen, "--locators: expected HOST[PORT] or HOST:PORT, comma-separated "
                                   "(at most 8), got '%s'", list);
             return -1;

@@ -509,6 +509,9 @@ typedef struct handoff {
  * once; a bucket still primary here this much later was not moved (the
  * locator gave the handoff up) and serves writes again. */
 #define HANDOFF_RELEASE_MS 3000
+/* Below the locator's handoff timeout (LOC_HANDOFF_MAX_MS, 5 s), so that
+ * a HANDOFF_DONE never arrives after the locator gave the handoff up. */
+#define HANDOFF_DRAIN_MS 4000
 
 static void handoff_free(handoff *h)
 {
@@ -543,8 +546,17 @@ static void on_handoff_poll(evutil_socket_t fd, short what, void *arg)
     handoff *h = arg;
     member_agent *a = h->a;
     region_t *r = registry_find(a->srv->registry, (const uint8_t *)h->region, strlen(h->region));
-    if (r && region_bucket_inflight(r, h->bucket) && cluster_now_ms() < h->deadline) {
-        schedule(h->ev, 2);
+    if (r && region_bucket_inflight(r, h->bucket)) {
+        if (cluster_now_ms() < h->deadline) {
+            schedule(h->ev, 2);
+            return;
+        }
+        /* a copy does not acknowledge: moving the primary now could lose
+         * what it has not applied; keep it (the locator's handoff expires) */
+        log_warn("region %s bucket %u: writes not acknowledged by the copies within %d ms; "
+                 "the handoff is abandoned", h->region, h->bucket, HANDOFF_DRAIN_MS);
+        region_bucket_set_handoff(r, h->bucket, false);
+        handoff_free(h);
         return;
     }
     buf_t b = {0};
@@ -572,7 +584,7 @@ static void start_handoff(member_agent *a, mp_cursor *c)
     h->a = a;
     memcpy(h->region, name, n);
     h->bucket = (uint32_t)bucket;
-    h->deadline = cluster_now_ms() + 5000;
+    h->deadline = cluster_now_ms() + HANDOFF_DRAIN_MS;
     h->ev = event_new(a->base, -1, 0, on_handoff_poll, h);
     if (!h->ev) {
         free(h);
