@@ -1579,6 +1579,120 @@ START_TEST(member_restarted_within_timeout)
 }
 END_TEST
 
+/* ======================================================================
+ * 6. A REPLICATE region: every member holds every entry, a joining member
+ *    receives a full image, and losing a member loses nothing
+ * ====================================================================== */
+
+#define REP_REGION "rep"
+#define REP_KEYS 300
+
+/* From CLUSTER_STATUS: the REP_REGION's buckets below redundancy (a
+ * REPLICATE region wants a ready copy of every bucket on every member) and
+ * the number of members in the view. */
+static int rep_status(agate_client *c, uint64_t *below, int *members)
+{
+    agate_buf b = {0};
+    *below = UINT64_MAX;
+    *members = -1;
+    if (agate_cluster_status(c, &b))
+        return -1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)b.data, b.len, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *rs = tw_map_get(&u.data, "regions");
+        for (uint32_t i = 0; rs && rs->type == MSGPACK_OBJECT_ARRAY && i < rs->via.array.size; i++)
+            if (tw_obj_is_str(tw_map_get(&rs->via.array.ptr[i], "name"), REP_REGION))
+                *below = obj_u64(tw_map_get(&rs->via.array.ptr[i], "buckets_below_redundancy"));
+        const msgpack_object *ms = tw_map_get(&u.data, "members");
+        if (ms && ms->type == MSGPACK_OBJECT_ARRAY)
+            *members = (int)ms->via.array.size;
+    }
+    msgpack_unpacked_destroy(&u);
+    agate_buf_free(&b);
+    return 0;
+}
+
+/* Waits until n members are in the view and each holds a ready copy of
+ * every bucket of REP_REGION. */
+static bool rep_full(agate_client *c, int n, int bound_ms)
+{
+    for (int64_t end = tu_now_ms() + bound_ms; tu_now_ms() < end; tu_sleep_ms(100)) {
+        uint64_t below;
+        int members;
+        if (rep_status(c, &below, &members) == 0 && below == 0 && members == n)
+            return true;
+    }
+    return false;
+}
+
+static void rep_check_keys(fcluster *cl, agate_client *c, const char *when)
+{
+    int missing = 0;
+    for (int i = 0; i < REP_KEYS; i++) {
+        char key[32], want[32], got[64];
+        agate_buf b = {0};
+        snprintf(key, sizeof(key), "r%04d", i);
+        snprintf(want, sizeof(want), "rv%04d", i);
+        int rc = agate_get(c, REP_REGION, key, strlen(key), &b);
+        if (rc || dec_str(b.data, b.len, got, sizeof(got)) || strcmp(got, want))
+            missing++;
+        agate_buf_free(&b);
+    }
+    if (missing)
+        fail_note(cl, "%s: %d of %d keys of the REPLICATE region missing or wrong", when, missing,
+                  REP_KEYS);
+}
+
+START_TEST(replicated_region)
+{
+    fcluster cl;
+    cl_init(&cl, "repl");
+    cl_start_locator(&cl, NULL);
+    cl_start_member(&cl, 0);
+    cl_start_member(&cl, 1);
+    agate_client *c = cl_client(&cl, request_ms());
+    cstat st;
+    int two = 2;
+    int64_t t = wait_status(c, &st, 20000 * scale(), pred_members, &two);
+    cstat_free(&st);
+    FCHECK(&cl, t >= 0, "2 members did not join");
+    agate_region_config cfg;
+    agate_region_config_init(&cfg, REP_REGION, AGATE_REPLICATE);
+    int rc = agate_region_create(c, &cfg);
+    FCHECK(&cl, rc == 0, "region_create: %d %s", rc, agate_errmsg(c));
+    for (int i = 0; i < REP_KEYS; i++) {
+        char key[32], v[32];
+        uint8_t val[48];
+        snprintf(key, sizeof(key), "r%04d", i);
+        snprintf(v, sizeof(v), "rv%04d", i);
+        size_t vl = enc_str(val, sizeof(val), v);
+        int64_t end = tu_now_ms() + 5000 * scale();
+        while ((rc = agate_put(c, REP_REGION, key, strlen(key), val, vl)) != 0 && tu_now_ms() < end)
+            tu_sleep_ms(50);
+        FCHECK(&cl, rc == 0, "put %s: %d %s", key, rc, agate_errmsg(c));
+    }
+    if (!rep_full(c, 2, 10000 * scale()))
+        fail_note(&cl, "the REPLICATE region is not on both members");
+    int64_t t0 = tu_now_ms();
+    cl_start_member(&cl, 2); /* receives a full image */
+    if (!rep_full(c, 3, 20000 * scale()))
+        fail_note(&cl, "the joining member did not get a ready copy of every bucket");
+    int64_t imaged = tu_now_ms() - t0;
+    rep_check_keys(&cl, c, "3 members");
+    /* the writes reached every member, and the image gave the new one all:
+     * whichever members are lost, the last one holds every entry */
+    tu_server_kill(&cl.mem[0]);
+    rep_check_keys(&cl, c, "after SIGKILL of the first member");
+    tu_server_kill(&cl.mem[1]);
+    rep_check_keys(&cl, c, "after SIGKILL of the second (only the joined member is left)");
+    fprintf(stdout, "[%s] %d entries; the joining member held a ready copy of every bucket %lld ms "
+            "after its start, and served every entry alone\n", cl.tag, REP_KEYS, (long long)imaged);
+    fflush(stdout);
+    cl_finish(&cl, c);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("cluster_faults");
@@ -1592,6 +1706,8 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, locator_killed);
     tc = tu_tcase(s, "restart", 90);
     tcase_add_test(tc, member_restarted_within_timeout);
+    tc = tu_tcase(s, "replicated", 90);
+    tcase_add_test(tc, replicated_region);
     return s;
 }
 
