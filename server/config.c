@@ -59,10 +59,8 @@ static void defaults(server_config *cfg)
 static int resolve_ipv4(const char *host, char ip[INET_ADDRSTRLEN])
 {
     struct in_addr a;
-    if (inet_pton(AF_INET, host, &a) == 1) {
-        snprintf(ip, INET_ADDRSTRLEN, "%s", host);
-        return 0;
-    }
+    if (inet_pton(AF_INET, host, &a) == 1)
+        return inet_ntop(AF_INET, &a, ip, INET_ADDRSTRLEN) ? 0 : -1;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     if (getaddrinfo(host, NULL, &hints, &res) || !res)
         return -1;

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The README's first command: install what is missing, build, start a local
-# Agate server, and run a small workload against it through the CLI:
-# create a region, import a generated sample of orders (with a progress bar),
-# read, remove, export, and report what was done. The server is stopped at
-# the end; its directory stays for a look (path printed).
+# Agate cluster (a locator and three servers on 127.0.0.1) and run a small
+# workload against it through the CLI: create a PARTITION_REDUNDANT region,
+# import a generated sample of orders (with a progress bar), read, update
+# and remove entries, kill a server (SIGKILL) and show that nothing was
+# lost and redundancy comes back, add a server and rebalance, export, and
+# report what was done. The cluster is shut down at the end; its
+# directories stay for a look (path printed).
 #   tools/demo.sh [--orders N] [--keep-running]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,22 +29,54 @@ step "Installing missing packages and building"
 agate="$root/build/bin/agate"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/agate-demo.XXXXXX")
-dir="$work/server1"
-stop_server() {
+# A short member timeout so that the failover below takes seconds (the
+# default is 5000 ms, as in Geode).
+mt=2000
+pids=()
+cleanup() {
   [ "$keep" = 1 ] && return 0
-  "$agate" stop server --dir="$dir" >/dev/null 2>&1 || true
+  "$agate" shutdown --include-locators >/dev/null 2>&1 || true
+  sleep 0.5
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
-trap stop_server EXIT
+trap cleanup EXIT
 
-step "Starting a server (agate start server)"
-out=$("$agate" start server --name=server1 --dir="$dir" --port=0 --json)
-port=$(printf '%s' "$out" | sed -n 's/.*"port": *\([0-9]*\).*/\1/p')
-pid=$(printf '%s' "$out" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-echo "server1: pid $pid, 127.0.0.1:$port, directory $dir"
-export AGATE_SERVER="127.0.0.1:$port"
+json_field() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"; }
 
-step "Creating region /orders (PARTITION_REDUNDANT, 113 buckets)"
-"$agate" create region --name=orders --type=PARTITION_REDUNDANT
+step "Starting a locator and three servers (agate start locator / start server)"
+out=$("$agate" start locator --name=locator1 --dir="$work/locator1" --port=0 --member-timeout=$mt --json)
+lport=$(printf '%s' "$out" | json_field port)
+pids+=("$(printf '%s' "$out" | json_field pid)")
+export AGATE_LOCATOR="127.0.0.1[$lport]"
+start_server() {
+  local out
+  out=$("$agate" start server --name="$1" --dir="$work/$1" --port=0 --locators="$AGATE_LOCATOR" \
+        --member-timeout=$mt --json)
+  pids+=("$(printf '%s' "$out" | json_field pid)")
+  printf '%s' "$out" | json_field pid
+}
+pid1=$(start_server server1)
+pid2=$(start_server server2)
+pid3=$(start_server server3)
+echo "locator1 on 127.0.0.1:$lport (AGATE_LOCATOR=$AGATE_LOCATOR); servers: pids $pid1 $pid2 $pid3"
+for _ in $(seq 50); do
+  n=$("$agate" list members --json | grep -o '"role": *"server"' | wc -l)
+  [ "$n" -ge 3 ] && break
+  sleep 0.1
+done
+"$agate" list members
+
+step "Creating region /orders (PARTITION_REDUNDANT, 1 redundant copy, 113 buckets)"
+"$agate" create region --name=orders --type=PARTITION_REDUNDANT --redundant-copies=1
+wait_redundancy() {
+  for _ in $(seq 200); do
+    "$agate" status redundancy >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+wait_redundancy
+"$agate" status redundancy
 
 step "Generating $orders sample orders"
 data="$work/orders.jsonl"
@@ -62,10 +97,11 @@ awk -v n="$orders" 'BEGIN {
 }' > "$data"
 echo "$(wc -l < "$data") lines, $(du -h "$data" | cut -f1) in $data"
 
-step "Importing (agate import data)"
+step "Importing through the locator (each entry goes straight to its bucket's primary)"
 "$agate" import data --region=orders --file="$data"
 
-step "Describing the region"
+step "Describing the region: buckets, primaries and entries per server"
+sleep 1 # entry counts come with the servers' heartbeats
 "$agate" describe region --name=orders
 
 step "Reading entries (agate get)"
@@ -82,16 +118,44 @@ for i in 1 2 3 4 5; do "$agate" remove --region=orders --key="order-000000$i"; d
 echo "removed order-0000001 .. order-0000005"
 printf 'order-0000001 = '; "$agate" get --region=orders --key=order-0000001 || echo "(absent, as expected)"
 
+step "Losing a server: SIGKILL of server2 (pid $pid2)"
+kill -9 "$pid2"
+t0=$(date +%s%N)
+echo "the locator notices after member-timeout ($mt ms), promotes the copies of server2's primaries"
+echo "and copies its buckets again on the two servers left; meanwhile clients retry"
+printf 'entries now (waits for the failover): '; "$agate" size --region=orders
+wait_redundancy
+echo "redundancy restored $(( ($(date +%s%N) - t0) / 1000000 )) ms after the kill"
+"$agate" status redundancy
+printf 'order-0000042 = '; "$agate" get --region=orders --key=order-0000042
+
+step "Adding a server and rebalancing (agate rebalance)"
+pid4=$(start_server server4)
+for _ in $(seq 50); do
+  n=$("$agate" list members --json | grep -o '"role": *"server"' | wc -l)
+  [ "$n" -ge 3 ] && break
+  sleep 0.1
+done
+"$agate" rebalance
+wait_redundancy
+sleep 1
+"$agate" describe region --name=orders
+
 step "Exporting (agate export data)"
 "$agate" export data --region=orders --file="$work/export.jsonl"
 exported=$(wc -l < "$work/export.jsonl")
 
 step "Summary"
-echo "imported $(wc -l < "$data") orders, updated 1, removed 5, exported $exported"
-"$agate" status server --dir="$dir"
+echo "imported $(wc -l < "$data") orders, updated 1, removed 5; after losing a server and a rebalance: exported $exported"
+expected=$(( $(wc -l < "$data") - 5 ))
+if [ "$exported" -ne "$expected" ]; then
+  echo "MISMATCH: expected $expected entries" >&2
+  exit 1
+fi
+"$agate" status cluster
 if [ "$keep" = 1 ]; then
-  echo "server1 keeps running: AGATE_SERVER=127.0.0.1:$port $agate   (stop: $agate stop server --dir=$dir)"
+  echo "the cluster keeps running: AGATE_LOCATOR='$AGATE_LOCATOR' $agate   (stop: $agate shutdown --include-locators)"
 else
-  "$agate" stop server --dir="$dir"
+  "$agate" shutdown --include-locators
   echo "files left in $work"
 fi
