@@ -207,9 +207,10 @@ void region_primary_write(region_t *r, region_op *op, bool serving, region_write
  * read at the primary; replicated regions at any ready copy. */
 int region_read_check(region_t *r, uint32_t bucket, bool serving, uint32_t *primary_id);
 
-/* A copy applies a replicated op if it is newer than what it holds.
- * Returns 0 (applied or ignored as old), -ESTALE when term is older than
- * the bucket's (the sender was deposed), -ENOMEM. */
+/* A copy applies a replicated op if it is newer than what it holds; a
+ * bucket this member does not hold (ROLE_NONE) ignores it. Returns 0
+ * (applied or ignored), -ESTALE when term is older than the bucket's (the
+ * sender was deposed), -ENOMEM. */
 int region_replica_apply(region_t *r, uint32_t bucket, uint64_t term, const region_op *op);
 /* An image entry (tombstones included) from the primary; same rule, no term. */
 int region_image_apply(region_t *r, uint32_t bucket, const region_op *op);

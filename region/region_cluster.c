@@ -255,7 +255,12 @@ int region_replica_apply(region_t *r, uint32_t bucket, uint64_t term, const regi
     bucket_t *b = bucket_at(r, bucket);
     int rc;
     pthread_mutex_lock(&b->lock);
-    if (term < b->term) {
+    if (atomic_load(&b->role) == ROLE_NONE) {
+        /* not (or no longer) a copy here: a late write for a dropped bucket
+         * must not come back to life, and one that arrives before the map
+         * that makes this member a copy is in the image it will fetch */
+        rc = 0;
+    } else if (term < b->term) {
         rc = -ESTALE;
     } else {
         b->term = term;

@@ -732,6 +732,11 @@ START_TEST(replica_terms)
     char k4[16];
     key_in(c, 4, 0, k4, sizeof k4);
     region_op e = at(put_op(k4, "b4", 0, 0), (1ULL << 32) + 1, ME);
+    /* a bucket this member does not hold ignores it (a late write for a
+     * dropped bucket must not come back) */
+    ck_assert_int_eq(region_replica_apply(c, 4, 1, &e), 0);
+    ck_assert(!has(c, k4));
+    region_bucket_set_role(c, 4, ROLE_INIT, 1, ME, NULL, 0);
     ck_assert_int_eq(region_replica_apply(c, 4, 1, &e), 0);
     ck_assert(has(c, k4));
     region_free(c);
