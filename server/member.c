@@ -374,6 +374,15 @@ static void pack_stats(member_agent *a, msgpack_packer *pk)
 
 static void peer_heartbeats(member_agent *a);
 
+/* A heartbeat has waited more than a beat for the locator's answer: a hung
+ * locator keeps its connection up until member-timeout, longer than the
+ * lease (member-timeout/2) lasts, so peers renew the lease meanwhile. */
+static bool locator_slow(const member_agent *a)
+{
+    return a->hb_outstanding &&
+           cluster_now_ms() - a->hb_sent_ms > a->srv->cfg.member_timeout_ms / 5;
+}
+
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -393,7 +402,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     } else if (a->join_retry && a->loc && link_is_up(a->loc)) {
         a->join_retry = false;
         send_join(a);
-    } else if (a->map && (!a->loc || !link_is_up(a->loc))) {
+    } else if (a->map && (!a->loc || !link_is_up(a->loc) || locator_slow(a))) {
         peer_heartbeats(a);
     }
     schedule(a->hb_ev, a->srv->cfg.member_timeout_ms / 5);
