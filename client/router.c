@@ -222,25 +222,42 @@ static int refresh_from_members(agate_client *c, int timeout_ms, cmap_t **out)
     return AGATE_ECONNECT;
 }
 
+/* The map from the locator, waiting at most ROUTER_LOCATOR_WAIT_MS once a
+ * map is held (the members are the fallback); why holds the error. */
+static int refresh_from_locator(agate_client *c, int timeout_ms, cmap_t **m, char *why)
+{
+    client_router *rt = c->router;
+    if (rt->map && (timeout_ms <= 0 || timeout_ms > ROUTER_LOCATOR_WAIT_MS))
+        timeout_ms = ROUTER_LOCATOR_WAIT_MS;
+    int rc = fetch_map(rt->admin, timeout_ms, m);
+    if (!rc && !*m) {
+        const char *addr = agate_server_address(rt->admin);
+        rc = client_err(rt->admin, AGATE_EINVAL, "%s is a stand-alone server, not a locator",
+                        addr ? addr : "the locator");
+    }
+    if (rc) {
+        memcpy(why, rt->admin->errmsg, CLIENT_ERRMSG_MAX);
+        rt->locator_skip_until = client_now_ms() + ROUTER_LOCATOR_SKIP_MS;
+    }
+    return rc;
+}
+
 int router_refresh(agate_client *c, int timeout_ms)
 {
     client_router *rt = c->router;
     cmap_t *m = NULL;
     int rc = AGATE_ECONNECT;
     char why[CLIENT_ERRMSG_MAX] = "the cluster map names no locator";
-    if (rt->admin->nservers > 0) {
-        rc = fetch_map(rt->admin, timeout_ms, &m);
-        if (!rc && !m) {
-            const char *addr = agate_server_address(rt->admin);
-            rc = client_err(rt->admin, AGATE_EINVAL, "%s is a stand-alone server, not a locator",
-                            addr ? addr : "the locator");
-        }
-        if (rc)
-            memcpy(why, rt->admin->errmsg, sizeof(why));
-    }
+    bool has_locator = rt->admin->nservers > 0;
+    /* after the locator failed to answer, members first for a while */
+    bool members_first = rt->map && client_now_ms() < rt->locator_skip_until;
+    if (has_locator && !members_first)
+        rc = refresh_from_locator(c, timeout_ms, &m, why);
     /* the locator is unreachable: any member has the map too */
     if (!m && rt->map && refresh_from_members(c, timeout_ms, &m) == 0)
         rc = 0;
+    if (!m && has_locator && members_first)
+        rc = refresh_from_locator(c, timeout_ms, &m, why);
     if (!m)
         return client_err(c, rc, "cannot fetch the cluster map: %s", why);
     return set_map(c, m);

@@ -30,6 +30,11 @@
 /* Retry backoff after UNAVAILABLE or a member failure (docs/cluster.md). */
 #define ROUTER_BACKOFF_MIN_MS 50
 #define ROUTER_BACKOFF_MAX_MS 1000
+/* A map refresh waits this long at most for the locator before asking the
+ * members (a hung locator keeps its connection open), and after such a
+ * failure asks the members first for ROUTER_LOCATOR_SKIP_MS. */
+#define ROUTER_LOCATOR_WAIT_MS 1000
+#define ROUTER_LOCATOR_SKIP_MS 5000
 
 /* Where a connection is registered in the router's epoll set (agate_fd). */
 typedef struct router_reg {
@@ -61,6 +66,7 @@ typedef struct client_router {
     int64_t retry_min;      /* earliest due time on the list, -1: empty */
     size_t live;            /* async requests whose callback has not run */
     int map_stale;          /* refresh the map before the next retry */
+    int64_t locator_skip_until; /* members first until then (a locator failed) */
     int closing;            /* router_free in progress */
 
     int epfd;               /* agate_fd's epoll set, -1 until asked for */

@@ -136,7 +136,9 @@ static void on_member_conn_close(conn_t *c, void *arg)
 
 static void member_forget(locator *lc, lmember *m)
 {
-    link_free(m->check);
+    link_t *chk = m->check;
+    m->check = NULL; /* its callback, run by link_free, must see it cancelled */
+    link_free(chk);
     free(m->stats);
     if (m->conn) {
         m->conn->on_close = NULL;
@@ -191,13 +193,12 @@ static void start_check(locator *lc, lmember *m)
 
 static void on_check_reply(link_t *l, const msg_response *r, void *arg)
 {
-    (void)l;
     uint32_t id = *(uint32_t *)arg;
     free(arg);
     locator *lc = g_locator;
     lmember *m = locator_member(lc, id);
-    if (!m)
-        return;
+    if (!m || m->check != l)
+        return; /* cancelled: a heartbeat came meanwhile, or the member went */
     if (r && r->status == ST_OK) {
         log_info("member %s answered its check: slow, not gone; keeping it", m->name);
         m->status = MS_UP;
@@ -1099,7 +1100,9 @@ void locator_stop(server_t *srv)
     event_free(lc->tick);
     locator_rebalance_free(lc);
     for (size_t i = 0; i < lc->nmembers; i++) {
-        link_free(lc->members[i].check);
+        link_t *chk = lc->members[i].check;
+        lc->members[i].check = NULL;
+        link_free(chk);
         free(lc->members[i].stats);
     }
     cmap_free(lc->map);

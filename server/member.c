@@ -374,13 +374,15 @@ static void pack_stats(member_agent *a, msgpack_packer *pk)
 
 static void peer_heartbeats(member_agent *a);
 
-/* A heartbeat has waited more than a beat for the locator's answer: a hung
- * locator keeps its connection up until member-timeout, longer than the
- * lease (member-timeout/2) lasts, so peers renew the lease meanwhile. */
+/* A heartbeat has waited more than half a beat for the locator's answer: a
+ * hung locator keeps its connection up until member-timeout, longer than
+ * the lease (member-timeout/2) lasts, so peers renew the lease meanwhile.
+ * Asked at the next beat, they answer before the lease from the last
+ * acknowledged heartbeat runs out (2.5 beats after it was sent). */
 static bool locator_slow(const member_agent *a)
 {
     return a->hb_outstanding &&
-           cluster_now_ms() - a->hb_sent_ms > a->srv->cfg.member_timeout_ms / 5;
+           cluster_now_ms() - a->hb_sent_ms > a->srv->cfg.member_timeout_ms / 10;
 }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)

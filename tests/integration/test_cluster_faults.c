@@ -1693,6 +1693,49 @@ START_TEST(replicated_region)
 }
 END_TEST
 
+/* ======================================================================
+ * 7. The locator hangs (SIGSTOP) for twice member-timeout: its connection
+ *    stays open, yet members renew their leases from each other, so writes
+ *    go on without a stall
+ * ====================================================================== */
+
+START_TEST(locator_paused)
+{
+    fcluster cl;
+    cl_init(&cl, "lpause");
+    agate_client *c = cl_up(&cl, 2);
+    static writer ws[NWRITERS];
+    writers_start(&cl, ws);
+    tu_sleep_ms(500);
+    for (int i = 0; i < NWRITERS; i++)
+        atomic_store(&ws[i].max_gap_ms, 0);
+    FCHECK(&cl, tu_server_signal(&cl.loc, SIGSTOP) == 0, "SIGSTOP of the locator");
+    int64_t t0 = tu_now_ms();
+    tu_sleep_ms(2 * MT_MS);
+    expect_progress(&cl, ws, t0 + MT_MS, MT_MS * scale(), "while the locator is paused");
+    long gap = 0;
+    for (int i = 0; i < NWRITERS; i++)
+        if (atomic_load(&ws[i].max_gap_ms) > gap)
+            gap = atomic_load(&ws[i].max_gap_ms);
+    FCHECK(&cl, tu_server_signal(&cl.loc, SIGCONT) == 0, "SIGCONT of the locator");
+    /* leases last member-timeout/2; a stall until they are renewed from the
+     * peers would be about that long */
+    if (gap > MT_MS / 3 * scale())
+        fail_note(&cl, "writes stalled %ld ms while the locator was paused", gap);
+    tu_sleep_ms(500);
+    writers_stop(&cl, ws);
+    vres vr;
+    verify(&cl, c, ws, &vr);
+    check_warm(&cl, c);
+    print_figures(&cl, &vr, ws);
+    fprintf(stdout, "[%s] locator paused %d ms; longest gap between acknowledgements meanwhile %ld ms\n",
+            cl.tag, 2 * MT_MS, gap);
+    fflush(stdout);
+    writers_free(ws);
+    cl_finish(&cl, c);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("cluster_faults");
@@ -1708,6 +1751,8 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, member_restarted_within_timeout);
     tc = tu_tcase(s, "replicated", 90);
     tcase_add_test(tc, replicated_region);
+    tc = tu_tcase(s, "lpause", 90);
+    tcase_add_test(tc, locator_paused);
     return s;
 }
 
