@@ -364,6 +364,19 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     worker_enter(lc->w);
     int64_t now = cluster_now_ms();
     int timeout = lc->srv->cfg.member_timeout_ms;
+    /* The locator itself was paused (stopped, swapped out, a VM freeze):
+     * it heard nothing meanwhile, which says nothing about the members.
+     * Their silence counts from now; heartbeats already waiting in the
+     * sockets are read next. */
+    int64_t stalled = lc->last_tick_ms ? now - lc->last_tick_ms - LOC_TICK_MS : 0;
+    if (stalled > LOC_TICK_MS) {
+        log_warn("the locator did not run for %lld ms; member silence counts from now",
+                 (long long)stalled);
+        for (size_t i = 0; i < lc->nmembers; i++)
+            if (lc->members[i].last_hb_ms < now)
+                lc->members[i].last_hb_ms += stalled;
+    }
+    lc->last_tick_ms = now;
     for (size_t i = 0; i < lc->nmembers; i++) {
         lmember *m = &lc->members[i];
         if (m->status == MS_UP && now - m->last_hb_ms > timeout) {

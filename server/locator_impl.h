@@ -64,6 +64,7 @@ typedef struct locator {
     int64_t recover_at_ms; /* pending redundancy recovery (0: none) */
     int64_t adopt_until_ms; /* after a restart: map-less JOINs wait until then */
     struct event *tick;
+    int64_t last_tick_ms; /* to tell the locator's own pauses from members' silence */
     struct rb_run *rb; /* the last rebalance (locator_rebalance.c), NULL: none */
     char regions_path[PATH_MAX + 32];
 } locator;

@@ -1709,6 +1709,10 @@ START_TEST(locator_paused)
     tu_sleep_ms(500);
     for (int i = 0; i < NWRITERS; i++)
         atomic_store(&ws[i].max_gap_ms, 0);
+    cstat st;
+    get_status(c, &st);
+    uint64_t view_before = st.view_id;
+    cstat_free(&st);
     FCHECK(&cl, tu_server_signal(&cl.loc, SIGSTOP) == 0, "SIGSTOP of the locator");
     int64_t t0 = tu_now_ms();
     tu_sleep_ms(2 * MT_MS);
@@ -1722,7 +1726,13 @@ START_TEST(locator_paused)
      * peers would be about that long */
     if (gap > MT_MS / 3 * scale())
         fail_note(&cl, "writes stalled %ld ms while the locator was paused", gap);
-    tu_sleep_ms(500);
+    tu_sleep_ms(2 * MT_MS); /* a removal would come within this */
+    get_status(c, &st);
+    /* the locator's own pause is not the members' silence */
+    if (st.rc || st.view_id != view_before || st.nm != 2)
+        fail_note(&cl, "the view changed over the locator's pause: view %llu -> %llu, %d members",
+                  (unsigned long long)view_before, (unsigned long long)st.view_id, st.nm);
+    cstat_free(&st);
     writers_stop(&cl, ws);
     vres vr;
     verify(&cl, c, ws, &vr);
