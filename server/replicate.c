@@ -293,14 +293,30 @@ static void peer_drop(repl_t *rp, size_t i)
     free(p);
 }
 
+/* Whether peer p's link goes to another address than a: the member id
+ * came back as a new process (it restarted) on another port. */
+static bool peer_moved(const repl_peer *p, const peer_addr *a)
+{
+    if (!p->link)
+        return false;
+    char addr[sizeof a->host + 8];
+    snprintf(addr, sizeof addr, "%s:%u", strcmp(a->host, "localhost") ? a->host : "127.0.0.1",
+             (unsigned)a->port);
+    return strcmp(link_addr(p->link), addr) != 0;
+}
+
 void repl_view_changed(worker_t *w)
 {
     repl_t *rp = w->repl;
     if (!rp)
         return;
+    /* A peer that left, or whose id now belongs to a restarted process,
+     * will never acknowledge what was sent to the old one: what it owed
+     * counts as acknowledged (as for any member that left the view), and
+     * the next write opens a link to the new address. */
     for (size_t i = rp->npeers; i-- > 0;) {
         peer_addr a;
-        if (cluster_peer_find(w->srv, rp->peers[i]->id, &a))
+        if (cluster_peer_find(w->srv, rp->peers[i]->id, &a) || peer_moved(rp->peers[i], &a))
             peer_drop(rp, i);
     }
 }
