@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
       libedit-dev check)
 for arg in "$@"; do
   case "$arg" in
-    --test) pkgs+=(clang libclang-rt-14-dev python3 procps) ;;
+    --test) pkgs+=(clang libclang-rt-14-dev python3 procps libsqlite3-dev) ;;
     --bench) pkgs+=(redis-server redis-tools procps) ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
