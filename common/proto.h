@@ -47,6 +47,7 @@ enum agate_opcode {
     OP_KEYS = 28,
     OP_ENTRIES = 29,
     OP_CLEAR = 30,
+    OP_QUERY = 31, /* docs/query.md */
 
     /* between members and locators only */
     OP_JOIN = 40,

@@ -22,6 +22,8 @@ void handle_remove(req_ctx *x);
 void handle_contains_key(req_ctx *x);
 void handle_size(req_ctx *x);
 void handle_clear(req_ctx *x);
+/* handlers_query.c */
+void handle_query(req_ctx *x);
 void handle_put_all(req_ctx *x);
 void handle_get_all(req_ctx *x);
 void handle_keys(req_ctx *x);

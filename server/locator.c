@@ -1067,6 +1067,7 @@ static const command loc_commands[MAX_OP] = {
     [OP_KEYS] = {OP_KEYS, "KEYS", loc_no_data, 0, 8, 0, -1, {0}},
     [OP_ENTRIES] = {OP_ENTRIES, "ENTRIES", loc_no_data, 0, 8, 0, -1, {0}},
     [OP_CLEAR] = {OP_CLEAR, "CLEAR", loc_no_data, 0, 8, 0, -1, {0}},
+    [OP_QUERY] = {OP_QUERY, "QUERY", loc_no_data, 0, 8, 1, -1, {0}},
     [OP_JOIN] = {OP_JOIN, "JOIN", loc_join, 1, 1, 0, -1, {"member"}},
     [OP_HEARTBEAT] = {OP_HEARTBEAT, "HEARTBEAT", loc_heartbeat, 3, 3, 0, -1, {"member_id", "metadata_version", "stats"}},
     [OP_BUCKET_READY] = {OP_BUCKET_READY, "BUCKET_READY", loc_bucket_ready, 3, 3, 0, -1, {"member_id", "region", "bucket"}},

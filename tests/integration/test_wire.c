@@ -1923,6 +1923,100 @@ START_TEST(keys_and_entries_paging)
 }
 END_TEST
 
+/* QUERY (docs/protocol.md): rows, params, stats, and every way to get it
+ * wrong answered with a clear error on a connection that stays open. */
+static void query_req(tw_msg *m, uint64_t id, const char *text, int nparams, const int64_t *params,
+                      const char *option, int64_t optval)
+{
+    tw_req(m, id, OP_QUERY, option ? 3 : nparams >= 0 ? 2 : 1);
+    tw_pack_cstr(&m->pk, text);
+    if (nparams >= 0 || option) {
+        msgpack_pack_array(&m->pk, nparams > 0 ? (uint32_t)nparams : 0);
+        for (int i = 0; i < nparams; i++)
+            msgpack_pack_int64(&m->pk, params[i]);
+    }
+    if (option) {
+        msgpack_pack_map(&m->pk, 1);
+        tw_pack_cstr(&m->pk, option);
+        msgpack_pack_int64(&m->pk, optval);
+    }
+}
+
+START_TEST(query_requests)
+{
+    int fd = tw_open(srv.port);
+    tw_create_region(fd, "qorders");
+    for (int i = 0; i < 50; i++) {
+        char key[16], v[96];
+        snprintf(key, sizeof key, "o%02d", i);
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        tw_pack_cstr(&pk, "n");
+        msgpack_pack_int(&pk, i);
+        tw_pack_cstr(&pk, "kind");
+        snprintf(v, sizeof v, "%s", i % 2 ? "odd" : "even");
+        tw_pack_cstr(&pk, v);
+        ck_assert_int_eq(tw_put_raw(fd, "qorders", key, sb.data, sb.size), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    tw_msg m;
+    tw_resp r;
+    int64_t p[] = {40};
+    query_req(&m, 1, "SELECT o.n AS n FROM /qorders o WHERE o.n >= $1 ORDER BY o.n DESC LIMIT 3", 1, p,
+              NULL, 0);
+    tw_call(fd, &m, &r);
+    ck_assert_msg(r.status == ST_OK, "%s", r.errmsg);
+    ck_assert_uint_eq(r.nresults, 3);
+    ck_assert(r.results[0].type == MSGPACK_OBJECT_ARRAY && r.results[0].via.array.size == 1);
+    ck_assert(tw_obj_is_str(&r.results[0].via.array.ptr[0], "n"));
+    ck_assert_uint_eq(r.results[1].via.array.size, 3);
+    ck_assert_int_eq(r.results[1].via.array.ptr[0].via.array.ptr[0].via.i64, 49);
+    ck_assert_int_eq(r.results[1].via.array.ptr[2].via.array.ptr[0].via.i64, 47);
+    ck_assert_int_eq(tw_map_get(&r.results[2], "matched")->via.u64, 10);
+    ck_assert_int_eq(tw_map_get(&r.results[2], "scanned")->via.u64, 50);
+    tw_resp_free(&r);
+    tw_msg_free(&m);
+    /* grouped, no params argument at all */
+    query_req(&m, 2, "SELECT kind, COUNT(*), SUM(n) FROM /qorders GROUP BY kind ORDER BY kind", -1, NULL,
+              NULL, 0);
+    tw_call(fd, &m, &r);
+    ck_assert_msg(r.status == ST_OK, "%s", r.errmsg);
+    ck_assert_uint_eq(r.results[1].via.array.size, 2);
+    ck_assert(tw_obj_is_str(&r.results[1].via.array.ptr[0].via.array.ptr[0], "even"));
+    ck_assert_int_eq(r.results[1].via.array.ptr[0].via.array.ptr[2].via.i64, 600);
+    tw_resp_free(&r);
+    tw_msg_free(&m);
+    /* errors */
+    query_req(&m, 3, "SELECT * FORM /qorders", -1, NULL, NULL, 0);
+    send_req(fd, &m);
+    expect_reply(fd, 3, ST_BAD_ARGUMENT, "at 9: expected FROM");
+    query_req(&m, 4, "SELECT * FROM /nope", -1, NULL, NULL, 0);
+    send_req(fd, &m);
+    expect_reply(fd, 4, ST_UNKNOWN_REGION, "nope");
+    query_req(&m, 5, "SELECT * FROM /qorders WHERE n = $2", 1, p, NULL, 0);
+    send_req(fd, &m);
+    expect_reply(fd, 5, ST_BAD_ARGUMENT, "$2");
+    query_req(&m, 6, "SELECT * FROM /qorders", 0, NULL, "speed", 1);
+    send_req(fd, &m);
+    expect_reply(fd, 6, ST_BAD_ARGUMENT, "speed");
+    tw_req(&m, 7, OP_QUERY, 2);
+    tw_pack_cstr(&m.pk, "SELECT * FROM /qorders");
+    tw_pack_cstr(&m.pk, "not an array");
+    send_req(fd, &m);
+    expect_reply(fd, 7, ST_BAD_REQUEST, "params");
+    tw_req(&m, 8, OP_QUERY, 1);
+    msgpack_pack_int(&m.pk, 5);
+    send_req(fd, &m);
+    expect_reply(fd, 8, ST_BAD_REQUEST, NULL);
+    expect_open(fd);
+    close(fd);
+    assert_healthy();
+}
+END_TEST
+
 START_TEST(server_info)
 {
     int fd = tw_open(srv.port);
@@ -2306,6 +2400,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, entry_operations);
     tcase_add_test(tc, put_all_and_get_all);
     tcase_add_test(tc, keys_and_entries_paging);
+    tcase_add_test(tc, query_requests);
     tcase_add_test(tc, server_info);
 
     tc = tu_tcase(s, "lifecycle", 120);
