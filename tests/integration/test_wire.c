@@ -405,7 +405,7 @@ END_TEST
 START_TEST(unknown_opcode)
 {
     int fd = tw_open(srv.port);
-    static const uint32_t ops[] = {0, 4, 9, 31, 63, 64, 99, 1000, 0xffffffffu};
+    static const uint32_t ops[] = {0, 4, 9, 32, 63, 64, 99, 1000, 0xffffffffu};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         tw_msg m;
         tw_req(&m, 100 + i, ops[i], 1);
