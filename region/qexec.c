@@ -326,6 +326,35 @@ static int set_limit(qexec *x, qerror *err)
     return 0;
 }
 
+/* Where the query first uses $n (for an error pointing at it); -1 if not. */
+static long param_pos(const qexpr *e, uint32_t n)
+{
+    if (!e)
+        return -1;
+    if (e->kind == QX_PARAM && e->param == n)
+        return (long)e->pos;
+    long p = param_pos(e->a, n);
+    if (p < 0)
+        p = param_pos(e->b, n);
+    for (uint32_t i = 0; p < 0 && i < e->nlist; i++)
+        p = param_pos(e->list[i], n);
+    return p;
+}
+
+static uint32_t query_param_pos(const query_t *q, uint32_t n)
+{
+    long p = -1;
+    for (uint32_t i = 0; p < 0 && !q->star && i < q->nitems; i++)
+        p = param_pos(q->items[i].expr, n);
+    if (p < 0)
+        p = param_pos(q->where, n);
+    for (uint32_t i = 0; p < 0 && i < q->ngroup; i++)
+        p = param_pos(q->group[i], n);
+    for (uint32_t i = 0; p < 0 && i < q->norder; i++)
+        p = param_pos(q->order[i].expr, n);
+    return p < 0 ? 0 : (uint32_t)p;
+}
+
 int qexec_new(const query_t *q, const qvalue *params, uint32_t nparams, qexec **out, qerror *err)
 {
     qerror dummy;
@@ -333,7 +362,7 @@ int qexec_new(const query_t *q, const qvalue *params, uint32_t nparams, qexec **
         err = &dummy;
     *out = NULL;
     if (nparams < q->nparams) {
-        err->pos = 0;
+        err->pos = query_param_pos(q, q->nparams);
         snprintf(err->msg, sizeof err->msg, "the query uses $%u but %u parameter%s given",
                  q->nparams, nparams, nparams == 1 ? " was" : "s were");
         return -EINVAL;

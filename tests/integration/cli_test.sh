@@ -276,6 +276,61 @@ run 0 "clear region" -- A clear region "$SRV" --name=data2 --json
 check "clear --json" py_true 'j["removed"] == 3000'
 
 # =========================================================================
+echo "# query"
+python3 - "$W/orders.jsonl" <<'EOF2'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(1, 21):
+        v = {"id": i, "status": ["open", "paid", "shipped"][i % 3], "total": i * 5 + 0.5,
+             "customer": {"name": "c%d" % (i % 4)}}
+        f.write(json.dumps({"key": "o%02d" % i, "value": v}) + "\n")
+EOF2
+run 0 "create region q" -- A create region "$SRV" --name=q --type=PARTITION
+run 0 "import 20 orders" -- A import data "$SRV" --region=q --file="$W/orders.jsonl"
+run 0 "query: WHERE, ORDER BY, LIMIT" -- A query "$SRV" --query='SELECT o.id, o.total FROM /q o WHERE o.total > 50 ORDER BY o.total DESC LIMIT 3'
+check "query: the columns are the header" grep -Eq '^o\.id +o\.total$' "$W/out"
+check "query: rows in order" test "$(awk 'NR > 2 && NF == 2 {printf "%s/%s ", $1, $2}' "$W/out")" = "20/100.5 19/95.5 18/90.5 "
+check "query: numbers right-aligned" grep -Eq '^  19     95\.5$' "$W/out"
+check "query: summary line" grep -Eq '^3 rows \(11 matched, scanned 20 entries in [0-9]+\.[0-9] ms\)$' "$W/out"
+run 0 "query: SELECT * shows values as JSON" -- A query "$SRV" --query='SELECT * FROM /q WHERE id = 5'
+check "query: a value as compact JSON" out_has '^{"id":5,"status":"shipped","total":25.5,"customer":{"name":"c1"}}$'
+check "query: one row" grep -Eq '^1 row \(1 matched, scanned 20 entries in ' "$W/out"
+run 0 "query: GROUP BY with COUNT" -- A query "$SRV" --query='SELECT status, COUNT(*) AS n FROM /q GROUP BY status ORDER BY status'
+check "query: strings are quoted as by get" grep -Eq '^"paid" +7$' "$W/out"
+check "query: three groups" out_has '^3 rows (20 matched'
+run 0 "query: GROUP BY --json" -- A query "$SRV" --query='SELECT status, COUNT(*) AS n, SUM(id) AS s FROM /q GROUP BY status ORDER BY status' --json
+check "query --json: row objects" py_true 'j == [{"status": "open", "n": 6, "s": 63}, {"status": "paid", "n": 7, "s": 70}, {"status": "shipped", "n": 7, "s": 77}]'
+run 0 "query: \$1 and \$2 from --param" -- A query "$SRV" --query='SELECT o.id AS id FROM /q o WHERE o.status = $1 AND o.total < $2 ORDER BY o.id' --param='"paid"' --param=30 --json
+check "query: parameters bound in order" py_true 'j == [{"id": 1}, {"id": 4}]'
+run 0 "query: a repeated column name" -- A query "$SRV" --query='SELECT id, id, customer.name AS id_2 FROM /q WHERE id = 2' --json
+check "query --json: repeated names get _2, _3" py_true 'list(j[0].items()) == [("id", 2), ("id_3", 2), ("id_2", "c2")]'
+run 0 "query: no rows, --timeout=0" -- A query "$SRV" --query='SELECT id FROM /q WHERE id > 100' --timeout=0
+check "query: 0 rows" out_has '^0 rows (0 matched, scanned 20 entries'
+run 0 "query: no rows --json" -- A query "$SRV" --query='SELECT id FROM /q WHERE id > 100' --timeout=5000 --json
+check "query --json: empty array" py_true 'j == []'
+run 1 "query: a parse error" -- A query "$SRV" --query='SELECT * FORM /q'
+check "parse error: the server's message" err_has "^agate: BAD_ARGUMENT: query: at 9: .*FORM"
+check "parse error: the query" grep -qx '  SELECT \* FORM /q' "$W/err"
+check "parse error: a caret under the place" grep -qx '           ^' "$W/err"
+run 1 "query: a parse error on the second line" -- A query "$SRV" --query="$(printf 'SELECT id\nFROM /q WHERE id =')"
+check "caret on the line of the error" bash -c "grep -A1 -x '  FROM /q WHERE id =' '$W/err' | tail -1 | grep -qx '                    ^'"
+run 1 "query: a missing parameter" -- A query "$SRV" --query='SELECT * FROM /q WHERE id = $2' --param=1
+check "missing parameter: message" err_has 'BAD_ARGUMENT'
+run 1 "query: unknown region" -- A query "$SRV" --query='SELECT * FROM /nope'
+check "unknown region: message" err_has "UNKNOWN_REGION"
+run 1 "query: --param is not JSON" -- A query "$SRV" --query='SELECT * FROM /q WHERE status = $1' --param=paid
+check "bad --param: message and hint" bash -c "grep -q 'not valid JSON' '$W/err' && grep -q 'hint' '$W/err'"
+run 2 "query: unknown option" -- A query "$SRV" --query='SELECT * FROM /q' --bogus=1
+run 2 "query: without --query" -- A query "$SRV"
+run 2 "query: --query twice" -- A query "$SRV" --query='SELECT * FROM /q' --query='SELECT 1 FROM /q'
+run 2 "query: a bad --timeout" -- A query "$SRV" --query='SELECT * FROM /q' --timeout=soon
+run 0 "query --help" -- A query --help
+check "query --help: --param repeats" out_has '\[--param=JSON\]\.\.\.'
+printf 'connect %s\nquery --query="SELECT COUNT(*) AS n FROM /q WHERE status = $1" --param=\x27"open"\x27\n' "$SRV" >"$W/qscript"
+run 0 "query in the shell" -- bash -c "'$AGATE' <'$W/qscript'"
+check "shell query output" grep -Eq '^ *6$' "$W/out"
+
+# =========================================================================
 echo "# shell through a pipe"
 printf 'connect %s\ncreate region --name=sh --type=PARTITION\nput --region=sh --key=a --value=\x27{"x": [1, 2]}\x27\nget --region=sh --key=a\nsize --region=sh\n' "$SRV" >"$W/script"
 run 0 "shell script" -- bash -c "'$AGATE' <'$W/script'"

@@ -568,6 +568,220 @@ START_TEST(keys_and_entries_paging)
 END_TEST
 
 /* ======================================================================
+ * queries
+ * ====================================================================== */
+
+/* agate_query's result decoded with msgpack-c: [columns, rows, stats]. */
+typedef struct qres {
+    msgpack_unpacked u;
+    const msgpack_object *cols, *rows, *stats;
+} qres;
+
+static void qres_decode(const agate_buf *out, qres *q)
+{
+    ck_assert_ptr_nonnull(out->data);
+    msgpack_unpacked_init(&q->u);
+    size_t off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(&q->u, (const char *)out->data, out->len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, out->len);
+    ck_assert_int_eq(q->u.data.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(q->u.data.via.array.size, 3);
+    q->cols = &q->u.data.via.array.ptr[0];
+    q->rows = &q->u.data.via.array.ptr[1];
+    q->stats = &q->u.data.via.array.ptr[2];
+    ck_assert_int_eq(q->cols->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_int_eq(q->rows->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_int_eq(q->stats->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < q->rows->via.array.size; i++) {
+        ck_assert_int_eq(q->rows->via.array.ptr[i].type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(q->rows->via.array.ptr[i].via.array.size, q->cols->via.array.size);
+    }
+}
+
+static void qres_free(qres *q) { msgpack_unpacked_destroy(&q->u); }
+
+/* Asserts the column names are names[0..n). */
+static void qres_columns(const qres *q, const char *const *names, uint32_t n)
+{
+    ck_assert_uint_eq(q->cols->via.array.size, n);
+    for (uint32_t i = 0; i < n; i++)
+        ck_assert_msg(tw_obj_is_str(&q->cols->via.array.ptr[i], names[i]),
+                      "column %u is not '%s'", i, names[i]);
+}
+
+static uint32_t qres_nrows(const qres *q) { return q->rows->via.array.size; }
+
+static const msgpack_object *qres_cell(const qres *q, uint32_t row, uint32_t col)
+{
+    ck_assert_uint_lt(row, q->rows->via.array.size);
+    return &q->rows->via.array.ptr[row].via.array.ptr[col];
+}
+
+static int64_t qres_int(const qres *q, uint32_t row, uint32_t col)
+{
+    const msgpack_object *o = qres_cell(q, row, col);
+    ck_assert_msg(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                      o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER,
+                  "row %u column %u is not an integer (type %d)", row, col, o->type);
+    return o->via.i64;
+}
+
+static uint64_t qres_stat(const qres *q, const char *name)
+{
+    const msgpack_object *o = tw_map_get(q->stats, name);
+    ck_assert_msg(o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "stats lack '%s'", name);
+    return o->via.u64;
+}
+
+START_TEST(query_rows_params_and_errors)
+{
+    agate_client *c = client_for(srv.addr);
+    ensure_region(c, "qry");
+    /* 12 orders {"id": i, "grp": "g<i%3>", "total": i * 2.5} */
+    for (int i = 0; i < 12; i++) {
+        char key[8], grp[4];
+        snprintf(key, sizeof(key), "o%02d", i);
+        snprintf(grp, sizeof(grp), "g%d", i % 3);
+        val v;
+        msgpack_packer *pk = val_begin(&v);
+        msgpack_pack_map(pk, 3);
+        msgpack_pack_str_with_body(pk, "id", 2);
+        msgpack_pack_int(pk, i);
+        msgpack_pack_str_with_body(pk, "grp", 3);
+        msgpack_pack_str_with_body(pk, grp, strlen(grp));
+        msgpack_pack_str_with_body(pk, "total", 5);
+        msgpack_pack_double(pk, i * 2.5);
+        CK_OK(c, agate_put(c, "qry", key, strlen(key), v.sb.data, v.sb.size));
+        val_free(&v);
+    }
+
+    /* WHERE with $1, ORDER BY, LIMIT; the server's default time limit */
+    val p;
+    msgpack_packer *pk = val_begin(&p);
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_int(pk, 8);
+    agate_buf out;
+    memset(&out, 0xAB, sizeof(out));
+    CK_OK(c, agate_query(c, "SELECT o.id AS id, o.total AS total FROM /qry o WHERE o.id >= $1 "
+                            "ORDER BY o.id DESC LIMIT 3",
+                         p.sb.data, p.sb.size, -1, &out));
+    val_free(&p);
+    qres q;
+    qres_decode(&out, &q);
+    static const char *const id_total[] = {"id", "total"};
+    qres_columns(&q, id_total, 2);
+    ck_assert_uint_eq(qres_nrows(&q), 3);
+    for (uint32_t r = 0; r < 3; r++) {
+        ck_assert_int_eq(qres_int(&q, r, 0), 11 - (int)r);
+        const msgpack_object *t = qres_cell(&q, r, 1);
+        ck_assert_int_eq(t->type, MSGPACK_OBJECT_FLOAT64);
+        ck_assert(t->via.f64 == (11 - (int)r) * 2.5);
+    }
+    ck_assert_uint_eq(qres_stat(&q, "matched"), 4);
+    ck_assert_uint_eq(qres_stat(&q, "rows"), 3);
+    ck_assert_uint_eq(qres_stat(&q, "scanned"), 12);
+    (void)qres_stat(&q, "elapsed_us");
+    qres_free(&q);
+    agate_buf_free(&out);
+
+    /* GROUP BY with COUNT and SUM, a string parameter, no time limit */
+    pk = val_begin(&p);
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_str_with_body(pk, "g0", 2);
+    CK_OK(c, agate_query(c, "SELECT grp, COUNT(*) AS n, SUM(id) AS s FROM /qry WHERE grp <> $1 "
+                            "GROUP BY grp ORDER BY grp",
+                         p.sb.data, p.sb.size, 0, &out));
+    val_free(&p);
+    qres_decode(&out, &q);
+    static const char *const grp_n_s[] = {"grp", "n", "s"};
+    qres_columns(&q, grp_n_s, 3);
+    ck_assert_uint_eq(qres_nrows(&q), 2);
+    ck_assert(tw_obj_is_str(qres_cell(&q, 0, 0), "g1"));
+    ck_assert_int_eq(qres_int(&q, 0, 1), 4);
+    ck_assert_int_eq(qres_int(&q, 0, 2), 1 + 4 + 7 + 10);
+    ck_assert(tw_obj_is_str(qres_cell(&q, 1, 0), "g2"));
+    ck_assert_int_eq(qres_int(&q, 1, 1), 4);
+    ck_assert_int_eq(qres_int(&q, 1, 2), 2 + 5 + 8 + 11);
+    ck_assert_uint_eq(qres_stat(&q, "matched"), 8);
+    qres_free(&q);
+    agate_buf_free(&out);
+
+    /* no parameters (NULL, or an empty array), a time limit */
+    CK_OK(c, agate_query(c, "SELECT COUNT(*) FROM /qry", NULL, 0, 5000, &out));
+    qres_decode(&out, &q);
+    ck_assert_uint_eq(q.cols->via.array.size, 1);
+    ck_assert_uint_eq(qres_nrows(&q), 1);
+    ck_assert_int_eq(qres_int(&q, 0, 0), 12);
+    qres_free(&q);
+    agate_buf_free(&out);
+    CK_OK(c, agate_query(c, "SELECT k FROM /qry.keys k WHERE k LIKE 'o0%'", "\x90", 1, -1, &out));
+    qres_decode(&out, &q);
+    ck_assert_uint_eq(qres_nrows(&q), 10);
+    qres_free(&q);
+    agate_buf_free(&out);
+
+    /* server errors: the status and the server's message */
+    memset(&out, 0xAB, sizeof(out));
+    ck_assert_int_eq(agate_query(c, "SELECT * FORM /qry", NULL, 0, -1, &out), AGATE_EBAD_ARGUMENT);
+    ck_assert_msg(strstr(agate_errmsg(c), "at 9:") != NULL, "parse error: %s", agate_errmsg(c));
+    ck_assert_ptr_null(out.data);
+    ck_assert_uint_eq(out.len, 0);
+    pk = val_begin(&p);
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_int(pk, 1);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qry WHERE id = $2", p.sb.data, p.sb.size, -1,
+                                 &out),
+                     AGATE_EBAD_ARGUMENT);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /no_such_region", NULL, 0, -1, &out),
+                     AGATE_EUNKNOWN_REGION);
+    ck_assert_ptr_nonnull(strstr(agate_errmsg(c), "no_such_region"));
+    ck_assert_ptr_null(out.data);
+
+    /* bad arguments are refused before anything is sent */
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qry", "\x01", 1, -1, &out), AGATE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(agate_errmsg(c), "array"));
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qry", "\x90\x90", 2, -1, &out), AGATE_EINVAL);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qry", "\x92\x01", 2, -1, &out), AGATE_EINVAL);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qry", NULL, 3, -1, &out), AGATE_EINVAL);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qry", p.sb.data, 0, -1, &out), AGATE_EINVAL);
+    ck_assert_int_eq(agate_query(c, NULL, NULL, 0, -1, &out), AGATE_EINVAL);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qry", NULL, 0, -1, NULL), AGATE_EINVAL);
+    ck_assert_int_eq(agate_query(NULL, "SELECT * FROM /qry", NULL, 0, -1, &out), AGATE_EINVAL);
+    val_free(&p);
+    /* the connection survived all of it */
+    CK_OK(c, agate_ping(c));
+    agate_client_free(c);
+
+    /* a result above the reply limit (64 KiB on the small server) */
+    c = client_for(small.addr);
+    ensure_region(c, "qbig");
+    char *s = malloc(6000);
+    memset(s, 'x', 6000);
+    for (int i = 0; i < 12; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "b%02d", i);
+        val v;
+        msgpack_pack_str_with_body(val_begin(&v), s, 6000);
+        CK_OK(c, agate_put(c, "qbig", key, strlen(key), v.sb.data, v.sb.size));
+        val_free(&v);
+    }
+    free(s);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qbig", NULL, 0, -1, &out), AGATE_ETOO_LARGE);
+    ck_assert_msg(strstr(agate_errmsg(c), "LIMIT") != NULL, "too large: %s", agate_errmsg(c));
+    ck_assert_ptr_null(out.data);
+    CK_OK(c, agate_query(c, "SELECT * FROM /qbig LIMIT 2", NULL, 0, -1, &out));
+    qres_decode(&out, &q);
+    ck_assert_uint_eq(qres_nrows(&q), 2);
+    ck_assert_int_eq(qres_cell(&q, 0, 0)->type, MSGPACK_OBJECT_STR);
+    ck_assert_uint_eq(qres_cell(&q, 0, 0)->via.str.size, 6000);
+    qres_free(&q);
+    agate_buf_free(&out);
+    agate_client_free(c);
+}
+END_TEST
+
+/* ======================================================================
  * asynchronous requests
  * ====================================================================== */
 
@@ -1487,6 +1701,168 @@ START_TEST(outputs_zeroed_before_argument_errors)
 }
 END_TEST
 
+/* ---- 7. queries: the request on the wire, the reply's shape ---- */
+
+/* Reads one request; *args gets its arguments, which point into u and
+ * *body (destroy u and free *body after use). Returns the id, or -1. */
+static int64_t fk_read_args(int fd, uint8_t **body, msgpack_unpacked *u, uint32_t *op,
+                            const msgpack_object **args, uint32_t *nargs)
+{
+    uint32_t blen;
+    msgpack_unpacked_init(u);
+    *body = NULL;
+    if (tw_read_frame(fd, 10000, body, &blen) != 1)
+        return -1;
+    int64_t id = -1;
+    if (msgpack_unpack_next(u, (const char *)*body, blen, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u->data.type == MSGPACK_OBJECT_ARRAY && u->data.via.array.size >= 3 &&
+        u->data.via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        id = (int64_t)u->data.via.array.ptr[1].via.u64;
+        *op = (uint32_t)u->data.via.array.ptr[2].via.u64;
+        *args = u->data.via.array.ptr + 3;
+        *nargs = u->data.via.array.size - 3;
+    }
+    return id;
+}
+
+/* Starts a reply [1, id, status, ...] with nresults results to come. */
+static void fk_reply_head(msgpack_packer *pk, int64_t id, int status, uint32_t nresults)
+{
+    msgpack_pack_array(pk, 3 + nresults);
+    msgpack_pack_uint8(pk, 1);
+    msgpack_pack_uint64(pk, (uint64_t)id);
+    msgpack_pack_uint8(pk, (uint8_t)status);
+}
+
+static bool obj_is_int(const msgpack_object *o, uint64_t v)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 == v;
+}
+
+/* Connection 0: expects QUERY ["SELECT 1 FROM /r", []] and answers with a
+ * row shorter than the columns. Connection 1: expects QUERY ["Q", [7, "x"],
+ * {"timeout_ms": 1234}] and answers a valid result after 1.5 s. Anything
+ * unexpected is answered with INTERNAL and a message saying what. */
+static void query_script(int fd, int index, const void *arg)
+{
+    (void)arg;
+    if (fk_hello(fd, 32))
+        return;
+    msgpack_unpacked u;
+    uint8_t *body;
+    uint32_t op = 0, nargs = 0;
+    const msgpack_object *args = NULL;
+    int64_t id = fk_read_args(fd, &body, &u, &op, &args, &nargs);
+    if (id < 0) {
+        msgpack_unpacked_destroy(&u);
+        free(body);
+        return;
+    }
+    bool expected;
+    if (index == 0)
+        expected = op == 31 && nargs == 2 && tw_obj_is_str(&args[0], "SELECT 1 FROM /r") &&
+                   args[1].type == MSGPACK_OBJECT_ARRAY && args[1].via.array.size == 0;
+    else
+        expected = op == 31 && nargs == 3 && tw_obj_is_str(&args[0], "Q") &&
+                   args[1].type == MSGPACK_OBJECT_ARRAY && args[1].via.array.size == 2 &&
+                   obj_is_int(&args[1].via.array.ptr[0], 7) &&
+                   tw_obj_is_str(&args[1].via.array.ptr[1], "x") &&
+                   args[2].type == MSGPACK_OBJECT_MAP && args[2].via.map.size == 1 &&
+                   tw_map_get(&args[2], "timeout_ms") &&
+                   obj_is_int(tw_map_get(&args[2], "timeout_ms"), 1234);
+    msgpack_unpacked_destroy(&u);
+    free(body);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (!expected) {
+        fk_reply_head(&pk, id, 19, 1);
+        msgpack_pack_str_with_body(&pk, "fake: unexpected request", 24);
+    } else {
+        if (index == 1)
+            usleep(1500 * 1000); /* longer than the request timeout */
+        fk_reply_head(&pk, id, 0, 3);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "a", 1);
+        msgpack_pack_str_with_body(&pk, "b", 1);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_int(&pk, 1);
+        msgpack_pack_nil(&pk);
+        msgpack_pack_array(&pk, index == 0 ? 1 : 2); /* connection 0: a short row */
+        msgpack_pack_int(&pk, 2);
+        if (index == 1)
+            msgpack_pack_str_with_body(&pk, "two", 3);
+        msgpack_pack_map(&pk, 1);
+        msgpack_pack_str_with_body(&pk, "rows", 4);
+        msgpack_pack_uint8(&pk, 2);
+    }
+    fk_send_msg(fd, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    fk_linger(fd);
+}
+
+START_TEST(query_request_and_reply_shape)
+{
+    fk f = {0};
+    fk_start(&f, 2, query_script, NULL);
+    agate_client *c = fk_client(&f, 2000 * tu_timeout_scale(), 500);
+    agate_buf out;
+    memset(&out, 0xAB, sizeof(out));
+    int rc1 = agate_query(c, "SELECT 1 FROM /r", NULL, 0, -1, &out);
+    char msg1[256];
+    snprintf(msg1, sizeof(msg1), "%s", agate_errmsg(c));
+    void *data1 = out.data;
+    /* the connection was dropped: this one reconnects to connection 1. Its
+     * reply comes after 1.5 s, past the 500 ms request timeout but within
+     * the query's own limit (1234 ms) plus the margin */
+    static const uint8_t params[] = {0x92, 0x07, 0xa1, 'x'};
+    int rc2 = agate_query(c, "Q", params, sizeof(params), 1234, &out);
+    char msg2[256];
+    snprintf(msg2, sizeof(msg2), "%s", agate_errmsg(c));
+    /* the request timeout is back to 500 ms afterwards: the fake never
+     * answers this ping */
+    int64_t t0 = tu_now_ms();
+    int rc3 = agate_ping(c);
+    int64_t took = tu_now_ms() - t0;
+    agate_client_free(c);
+    fk_stop(&f);
+
+    ck_assert_msg(rc1 == AGATE_EPROTO, "a row shorter than the columns: %d (%s)", rc1, msg1);
+    ck_assert_ptr_null(data1);
+    ck_assert_msg(rc2 == 0, "query: %d (%s)", rc2, msg2);
+    static const uint8_t want[] = {0x93, 0x92, 0xa1, 'a', 0xa1, 'b', 0x92, 0x92, 0x01, 0xc0,
+                                   0x92, 0x02, 0xa3, 't', 'w', 'o', 0x81, 0xa4, 'r', 'o', 'w',
+                                   's', 0x02};
+    ck_assert_uint_eq(out.len, sizeof(want));
+    ck_assert_mem_eq(out.data, want, sizeof(want));
+    agate_buf_free(&out);
+    ck_assert_msg(rc3 == AGATE_ETIMEDOUT && took < 1400, "ping after the query: %d in %lld ms",
+                  rc3, (long long)took);
+}
+END_TEST
+
+/* Argument errors need no connection and leave *out zeroed. */
+START_TEST(query_arguments_offline)
+{
+    agate_client *c = agate_client_new(NULL);
+    ck_assert_ptr_nonnull(c);
+    agate_buf out;
+    memset(&out, 0xAB, sizeof(out));
+    ck_assert_int_eq(agate_query(c, NULL, NULL, 0, -1, &out), AGATE_EINVAL);
+    ck_assert_ptr_null(out.data);
+    ck_assert_uint_eq(out.len, 0);
+    memset(&out, 0xAB, sizeof(out));
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /r", "\xa1x", 2, -1, &out), AGATE_EINVAL);
+    ck_assert_ptr_null(out.data);
+    ck_assert_ptr_nonnull(strstr(agate_errmsg(c), "array"));
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /r", "\x91", 1, -1, &out), AGATE_EINVAL);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /r", "\x90", 1, -1, NULL), AGATE_EINVAL);
+    agate_client_free(c);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
@@ -1494,6 +1870,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, strerror_and_types);
     tcase_add_test(tc, not_an_agate_server);
     tcase_add_test(tc, outputs_zeroed_before_argument_errors);
+    tcase_add_test(tc, query_arguments_offline);
 
     tc = tu_tcase(s, "fake_servers", 60);
     tcase_add_test(tc, flooding_server_cannot_hold_the_caller);
@@ -1501,6 +1878,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, silent_peer_with_unbounded_connect_timeout);
     tcase_add_test(tc, id0_error_fails_in_flight_requests_with_eio);
     tcase_add_test(tc, huge_max_depth_in_hello);
+    tcase_add_test(tc, query_request_and_reply_shape);
 
     tc = tu_tcase(s, "api", 120);
     tcase_add_unchecked_fixture(tc, start_servers, stop_servers);
@@ -1512,6 +1890,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, error_codes);
     tcase_add_test(tc, put_all_split_and_get_all);
     tcase_add_test(tc, keys_and_entries_paging);
+    tcase_add_test(tc, query_rows_params_and_errors);
     tcase_add_test(tc, async_put_get_wait);
     tcase_add_test(tc, async_own_event_loop);
     tcase_add_test(tc, free_with_pending_requests);

@@ -324,7 +324,7 @@ static void describe(const result *r, char *out, size_t cap)
 /* Runs both and compares; ordered: the row order must match too. */
 static void conform(const char *agate, const char *sql, bool ordered, const int64_t *params, int nparams)
 {
-    qvalue qp[4];
+    qvalue qp[4] = {{0}};
     for (int i = 0; i < nparams; i++)
         qp[i] = qv_int(params[i]);
     result a, s;

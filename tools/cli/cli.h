@@ -26,12 +26,16 @@ enum {
  * default locator port). */
 #define CLI_DEFAULT_LOCATOR "127.0.0.1[10334]"
 #define CLI_MAX_OPTS 24
+/* Values of repeatable options (OPT_LIST) one command line may hold: as
+ * many as a query's bind parameters on the server. */
+#define CLI_MAX_REPEAT 256
 
 typedef enum cli_opt_type {
     OPT_STR,
     OPT_INT,  /* decimal integer within [min, max] */
     OPT_SIZE, /* like OPT_INT, with an optional K/M/G suffix (powers of 1024) */
     OPT_BOOL, /* --flag, or --flag=true|false; never takes the next word */
+    OPT_LIST, /* like OPT_STR, but may be given more than once (cli_count, cli_nth) */
 } cli_opt_type;
 
 typedef struct cli_opt {
@@ -71,7 +75,10 @@ extern const cli_opt cli_global_opts[];
 typedef struct cli_args {
     const cli_command *cmd;
     const char *val[CLI_MAX_OPTS]; /* by index in cmd->opts; NULL = absent */
-    long long num[CLI_MAX_OPTS];   /* parsed OPT_INT / OPT_SIZE / OPT_BOOL */
+    long long num[CLI_MAX_OPTS];   /* parsed OPT_INT / OPT_SIZE / OPT_BOOL; OPT_LIST: count */
+    const char *rep[CLI_MAX_REPEAT]; /* every OPT_LIST value, in the order given */
+    unsigned char rep_opt[CLI_MAX_REPEAT]; /* the index in cmd->opts of each */
+    int nrep;
     int npos;
     char **pos;                    /* free words (CMD_POSITIONAL only) */
     const char *server;            /* --server, or NULL */
@@ -119,6 +126,10 @@ const char *cli_str_or(const cli_args *a, const char *name, const char *def);
 long long cli_int(const cli_args *a, const char *name, long long def);
 bool cli_flag(const cli_args *a, const char *name);
 bool cli_has(const cli_args *a, const char *name);
+/* An OPT_LIST option: how many times it was given, and its i-th value
+ * (0-based, in command-line order; NULL past the last). */
+int cli_count(const cli_args *a, const char *name);
+const char *cli_nth(const cli_args *a, const char *name, int i);
 /* Joins words[0..n) with single spaces into out (a command name such as
  * "create region"), truncated to cap. */
 void cli_join_words(char **words, int n, char *out, size_t cap);
@@ -220,6 +231,9 @@ int cmd_keys(cli_ctx *ctx, const cli_args *a);
 
 int cmd_import_data(cli_ctx *ctx, const cli_args *a);
 int cmd_export_data(cli_ctx *ctx, const cli_args *a);
+
+/* cmd_query.c */
+int cmd_query(cli_ctx *ctx, const cli_args *a);
 
 /* ---- shell.c ---------------------------------------------------------- */
 

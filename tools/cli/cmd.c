@@ -170,6 +170,13 @@ static const cli_opt export_opts[] = {
     END_OPTS,
 };
 
+static const cli_opt query_opts[] = {
+    {"query", OPT_STR, true, "TEXT", "the query, e.g. 'SELECT * FROM /orders WHERE total > $1'", NULL, 0, 0},
+    {"param", OPT_LIST, false, "JSON", "the value of $1, then $2, ... as JSON; repeat for each", NULL, 0, 0},
+    {"timeout", OPT_INT, false, "MS", "how long the server may work on it; 0: no limit (default 30000)", NULL, 0, 2147483647},
+    END_OPTS,
+};
+
 static const cli_opt connect_opts[] = {
     {"timeout", OPT_INT, false, "SECONDS", "connect timeout (default 5)", NULL, 1, 3600},
     END_OPTS,
@@ -285,6 +292,18 @@ const cli_command cli_commands[] = {
      "Writes the format import data reads; keys that are not UTF-8 as key_base64.\n"
      "Example:\n"
      "  agate export data --region=orders --file=orders.jsonl"},
+    {"query", "Queries", "Run a query (SELECT ... FROM /region ...) and print its rows",
+     query_opts, cmd_query, 0,
+     "The language is described in docs/query.md. Each cell is the value as compact\n"
+     "JSON, as get prints values (strings in quotes), followed by a summary line:\n"
+     "  N rows (M matched, scanned S entries in X ms)\n"
+     "With --json: an array of row objects {\"column\": value, ...} (a repeated column\n"
+     "name gets _2, _3, ...). A query that does not parse is shown with a caret under\n"
+     "the place of the problem (exit 1).\n"
+     "Examples:\n"
+     "  agate query --query='SELECT o.id, o.total FROM /orders o WHERE o.total > 100 ORDER BY o.total DESC LIMIT 10'\n"
+     "  agate query --query='SELECT status, COUNT(*) AS n FROM /orders GROUP BY status'\n"
+     "  agate query --query='SELECT * FROM /orders WHERE status = $1 AND total > $2' --param='\"paid\"' --param=50"},
     {"connect", "Shell", "Connect to a server or a cluster (in the shell: for the following commands)",
      connect_opts, cmd_connect, 0,
      "Examples (shell):\n  connect --server=10.0.0.5:40404\n  connect --locator=10.0.0.5[10334]"},
@@ -355,7 +374,7 @@ static void usage_line(const cli_command *cmd, FILE *fp)
     for (const cli_opt *o = cmd->opts; o->name; o++) {
         char syn[64];
         opt_synopsis(o, syn, sizeof syn);
-        fprintf(fp, o->required ? " %s" : " [%s]", syn);
+        fprintf(fp, o->required ? " %s%s" : " [%s]%s", syn, o->type == OPT_LIST ? "..." : "");
     }
     if (cmd->flags & CMD_POSITIONAL)
         fputs(" [COMMAND]", fp);
@@ -532,6 +551,17 @@ static int set_value(cli_args *a, const cli_command *cmd, const cli_opt *o, int 
         } else {
             a->help = num != 0;
         }
+        return 0;
+    }
+    if (o->type == OPT_LIST) {
+        if (a->nrep == CLI_MAX_REPEAT)
+            return cli_usage_error(cmd, "option --%s given more than %d times", o->name,
+                                   CLI_MAX_REPEAT);
+        a->rep[a->nrep] = val;
+        a->rep_opt[a->nrep++] = (unsigned char)idx;
+        if (!a->val[idx])
+            a->val[idx] = val;
+        a->num[idx]++;
         return 0;
     }
     if (a->val[idx])
@@ -771,6 +801,21 @@ bool cli_flag(const cli_args *a, const char *name)
 }
 
 bool cli_has(const cli_args *a, const char *name) { return a->val[must_index(a, name)] != NULL; }
+
+int cli_count(const cli_args *a, const char *name)
+{
+    int i = must_index(a, name);
+    return a->val[i] ? (int)a->num[i] : 0;
+}
+
+const char *cli_nth(const cli_args *a, const char *name, int n)
+{
+    int i = must_index(a, name);
+    for (int k = 0; k < a->nrep; k++)
+        if (a->rep_opt[k] == i && n-- == 0)
+            return a->rep[k];
+    return NULL;
+}
 
 void cli_join_words(char **words, int n, char *out, size_t cap)
 {

@@ -251,7 +251,7 @@ static void complete_options(cands_t *c, const cli_command *cmd, const char *cur
             continue;
         for (const cli_opt *o = lists[l]; o->name; o++) {
             char full[96];
-            if (option_given(words, n, o->name))
+            if (o->type != OPT_LIST && option_given(words, n, o->name))
                 continue;
             snprintf(full, sizeof full, "--%s", o->name);
             cand_add(c, cur, full, strlen(full), o->type == OPT_BOOL ? " " : "=");

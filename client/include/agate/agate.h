@@ -235,6 +235,38 @@ int agate_entries(agate_client *c, const char *region, uint64_t cursor, uint32_t
                   agate_page *page);
 void agate_page_free(agate_page *page);
 
+/* ---- Queries (docs/query.md) -------------------------------------------
+ * Runs one query, e.g. "SELECT o.id, o.total FROM /orders o WHERE
+ * o.total > $1 ORDER BY o.total DESC LIMIT 10", on the server.
+ *
+ * params: NULL (no parameters), or exactly one encoded MessagePack array of
+ * params_len bytes holding the values of $1, $2, ... in order (build it
+ * with msgpack-c: msgpack_pack_array(pk, n), then the n values). Anything
+ * else (malformed bytes, trailing bytes, another type) is AGATE_EINVAL and
+ * nothing is sent.
+ * timeout_ms: how long the server may work on the query; 0 = no limit;
+ * < 0 = the server's default (30 s). The call waits for the reply for
+ * request_timeout_ms, or for the query's time limit plus 1 s when that is
+ * longer (without limit when timeout_ms is 0 or request_timeout_ms <= 0).
+ *
+ * On success *out (free with agate_buf_free) holds one MessagePack array
+ * [columns, rows, stats]: columns an array of str (a column name may
+ * repeat), rows an array of arrays with one value per column (any
+ * MessagePack; UNDEFINED comes as nil), stats a map {"matched", "rows",
+ * "scanned", "elapsed_us"} of uints (entries passing WHERE, rows returned,
+ * entries read, server time). The library checks that shape (AGATE_EPROTO
+ * otherwise). *out is zeroed first, whatever happens.
+ *
+ * Errors: AGATE_EBAD_ARGUMENT for a query that does not parse or fails to
+ * evaluate (agate_errmsg: "BAD_ARGUMENT: query: at N: ...", N the byte
+ * offset in the query text), AGATE_EUNKNOWN_REGION, AGATE_ETOO_LARGE when
+ * the result does not fit in one reply (add a LIMIT), AGATE_EUNAVAILABLE
+ * when the server's time limit ran out. On a client routing over a cluster
+ * (agate_is_cluster) queries are not implemented yet: AGATE_EINVAL, with
+ * nothing sent. */
+int agate_query(agate_client *c, const char *query, const void *params, size_t params_len,
+                int timeout_ms, agate_buf *out);
+
 /* ---- Clusters ----------------------------------------------------------
  * agate_connect_locator connects through locators ("host[port]" or
  * "host:port", comma-separated, Geode style; a bare host means port 10334;

@@ -1,0 +1,355 @@
+/* cmd_query.c - query: runs a query (docs/query.md) on the server and
+ * prints its rows as a table, or as JSON row objects with --json. */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mpw.h"
+#include "tools/cli/cli.h"
+#include "tools/cli/doc.h"
+#include "tools/cli/json_mp.h"
+#include "tools/cli/output.h"
+
+/* How deep a value in a row may nest when it is skipped over (the server's
+ * own limit is far lower); a row is one level more. */
+#define QUERY_SKIP_DEPTH (MP_MAX_DEPTH_LIMIT - 1)
+
+/* ---- parameters --------------------------------------------------------- */
+
+/* Converts the --param values (JSON) into one MessagePack array in out.
+ * Returns 0, or EXIT_ERR after the message. */
+static int build_params(const cli_args *a, buf_t *out)
+{
+    int n = cli_count(a, "param");
+    msgpack_packer pk;
+    mpw_init(&pk, out);
+    if (msgpack_pack_array(&pk, (uint32_t)n)) {
+        cli_err("out of memory");
+        return EXIT_ERR;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *text = cli_nth(a, "param", i);
+        json_mp_error err;
+        if (json_mp_parse(text, strlen(text), out, &err) == 0)
+            continue;
+        cli_err("--param %d ($%d) is not valid JSON (column %d): %s", i + 1, i + 1, err.column,
+                err.text);
+        char c0 = text[0];
+        if ((c0 >= 'a' && c0 <= 'z') || (c0 >= 'A' && c0 <= 'Z'))
+            fprintf(stderr, "agate: hint: a string needs JSON quotes, e.g. --param='\"%s\"'\n",
+                    text);
+        return EXIT_ERR;
+    }
+    return 0;
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* Finds the position of a query error: the number N of the first "at N:"
+ * in msg (at its start or after a space). */
+static bool error_position(const char *msg, size_t *pos)
+{
+    for (const char *p = msg; (p = strstr(p, "at ")) != NULL; p += 3) {
+        if (p != msg && p[-1] != ' ')
+            continue;
+        const char *d = p + 3;
+        size_t v = 0;
+        int digits = 0;
+        while (*d >= '0' && *d <= '9' && digits < 12) {
+            v = v * 10 + (size_t)(*d - '0');
+            d++;
+            digits++;
+        }
+        if (digits > 0 && digits < 12 && *d == ':') {
+            *pos = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Prints the line of the query holding byte offset pos, and a caret under
+ * that place, on stderr. Tabs are repeated in the caret line so that it
+ * lines up; UTF-8 characters count as one column. */
+static void show_caret(const char *query, size_t pos)
+{
+    size_t len = strlen(query);
+    if (pos > len)
+        return;
+    size_t start = pos, end = pos;
+    while (start > 0 && query[start - 1] != '\n')
+        start--;
+    while (end < len && query[end] != '\n')
+        end++;
+    fprintf(stderr, "  %.*s\n  ", (int)(end - start), query + start);
+    for (size_t i = start; i < pos; i++) {
+        unsigned char ch = (unsigned char)query[i];
+        if (ch == '\t')
+            fputc('\t', stderr);
+        else if ((ch & 0xc0) != 0x80)
+            fputc(' ', stderr);
+    }
+    fputs("^\n", stderr);
+}
+
+/* Reports a failed query: the library's message (the server's), and for a
+ * query error with a position the query with a caret. Returns EXIT_ERR. */
+static int query_failed(agate_client *c, int rc, const char *query)
+{
+    cli_fail(c, rc, NULL);
+    size_t pos;
+    if (rc == AGATE_EBAD_ARGUMENT && error_position(agate_errmsg(c), &pos))
+        show_caret(query, pos);
+    return EXIT_ERR;
+}
+
+/* ---- the result ------------------------------------------------------------ */
+
+/* [columns, rows, stats] read from agate_query's buffer (whose shape the
+ * library has checked). */
+typedef struct query_result {
+    uint32_t ncols;
+    char **cols;       /* ncols names, NUL-terminated copies */
+    uint32_t nrows;
+    mp_cursor rows;    /* at the first row */
+    uint64_t matched, scanned, elapsed_us;
+} query_result;
+
+static void result_free(query_result *r)
+{
+    for (uint32_t i = 0; r->cols && i < r->ncols; i++)
+        free(r->cols[i]);
+    free(r->cols);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Reads the result. Returns 0, or EXIT_ERR after the message. */
+static int result_read(const agate_buf *buf, query_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    mp_cursor cur = doc_root(buf);
+    uint32_t n;
+    if (mp_read_array(&cur, &n) || n != 3 || mp_read_array(&cur, &r->ncols))
+        goto bad;
+    r->cols = calloc(r->ncols ? r->ncols : 1, sizeof(*r->cols));
+    if (!r->cols) {
+        cli_err("out of memory");
+        return EXIT_ERR;
+    }
+    for (uint32_t i = 0; i < r->ncols; i++) {
+        const uint8_t *s;
+        uint32_t len;
+        if (mp_read_str(&cur, &s, &len))
+            goto bad;
+        r->cols[i] = strndup((const char *)s, len);
+        if (!r->cols[i]) {
+            result_free(r);
+            cli_err("out of memory");
+            return EXIT_ERR;
+        }
+    }
+    if (mp_read_array(&cur, &r->nrows))
+        goto bad;
+    r->rows = cur;
+    for (uint32_t i = 0; i < r->nrows; i++)
+        if (mp_skip(&cur, QUERY_SKIP_DEPTH + 1))
+            goto bad;
+    /* a missing statistic (another server version) shows as 0 */
+    doc_get_uint(cur, "matched", &r->matched);
+    doc_get_uint(cur, "scanned", &r->scanned);
+    doc_get_uint(cur, "elapsed_us", &r->elapsed_us);
+    return 0;
+bad:
+    result_free(r);
+    cli_err("the server's query result is malformed");
+    return EXIT_ERR;
+}
+
+/* Reads the header of the next row; false when it is not an array of one
+ * value per column (the library checked; this only keeps us safe). */
+static bool row_begin(mp_cursor *cur, const query_result *r)
+{
+    uint32_t n;
+    return mp_read_array(cur, &n) == 0 && n == r->ncols;
+}
+
+static bool is_number(const mp_cursor *cur)
+{
+    mp_type t;
+    return mp_peek_type(cur, &t) == 0 &&
+           (t == MP_UINT || t == MP_INT || t == MP_FLOAT || t == MP_DOUBLE);
+}
+
+/* Prints the rows as a table, each cell the value as compact JSON; a column
+ * whose values are all numbers is right-aligned. Returns EXIT_OK, or
+ * EXIT_ERR after the message. */
+static int print_table(const query_result *r)
+{
+    bool *right = calloc(r->ncols ? r->ncols : 1, sizeof(*right));
+    if (!right) {
+        cli_err("out of memory");
+        return EXIT_ERR;
+    }
+    for (uint32_t k = 0; k < r->ncols; k++)
+        right[k] = r->nrows > 0;
+    table_t t;
+    table_init(&t, (int)r->ncols, (const char **)r->cols, right);
+    buf_t cell;
+    buf_init(&cell);
+    mp_cursor cur = r->rows;
+    int ret = EXIT_OK;
+    for (uint32_t i = 0; i < r->nrows && ret == EXIT_OK; i++) {
+        if (!row_begin(&cur, r)) {
+            cli_err("the server's query result is malformed");
+            ret = EXIT_ERR;
+            break;
+        }
+        for (uint32_t k = 0; k < r->ncols; k++) {
+            if (!is_number(&cur))
+                right[k] = false;
+            const uint8_t *start = cur.p;
+            int jr = mp_skip(&cur, QUERY_SKIP_DEPTH);
+            buf_reset(&cell);
+            if (jr == 0)
+                jr = json_mp_to_json(start, (size_t)(cur.p - start), &cell, 0);
+            if (jr != 0) {
+                cli_err("row %" PRIu32 ", column %s: the value cannot be shown as JSON (%s)", i + 1,
+                        r->cols[k], json_conv_strerror(jr));
+                ret = EXIT_ERR;
+                break;
+            }
+            table_cell(&t, "%s", (const char *)cell.data);
+        }
+    }
+    buf_free(&cell);
+    if (ret == EXIT_OK && r->ncols > 0)
+        table_print(&t, stdout);
+    table_free(&t);
+    free(right);
+    if (ret != EXIT_OK)
+        return ret;
+    printf("%" PRIu32 " row%s (%" PRIu64 " matched, scanned %" PRIu64 " entr%s in %.1f ms)\n",
+           r->nrows, r->nrows == 1 ? "" : "s", r->matched, r->scanned,
+           r->scanned == 1 ? "y" : "ies", (double)r->elapsed_us / 1000.0);
+    return EXIT_OK;
+}
+
+/* True if name is one of names[0..n). */
+static bool name_in(char **names, uint32_t n, const char *name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The member names of the --json row objects: the column names, where a
+ * name already taken gets _2, _3, ... (never a name another column has).
+ * Returns a new array of r->ncols strings, or NULL when out of memory. */
+static char **unique_names(const query_result *r)
+{
+    char **keys = calloc(r->ncols ? r->ncols : 1, sizeof(*keys));
+    if (!keys)
+        return NULL;
+    for (uint32_t i = 0; i < r->ncols; i++) {
+        char *name = strdup(r->cols[i]);
+        for (unsigned k = 2; name && (name_in(keys, i, name) ||
+                                      (k > 2 && name_in(r->cols, r->ncols, name)));
+             k++) {
+            free(name);
+            if (asprintf(&name, "%s_%u", r->cols[i], k) < 0)
+                name = NULL;
+        }
+        if (!name) {
+            for (uint32_t j = 0; j < i; j++)
+                free(keys[j]);
+            free(keys);
+            return NULL;
+        }
+        keys[i] = name;
+    }
+    return keys;
+}
+
+/* Prints the rows as a JSON array of objects {column: value}. */
+static int print_json(const query_result *r)
+{
+    char **keys = unique_names(r);
+    if (!keys) {
+        cli_err("out of memory");
+        return EXIT_ERR;
+    }
+    json_doc d;
+    json_doc_init(&d);
+    jw_begin_array(&d.w);
+    mp_cursor cur = r->rows;
+    int ret = EXIT_OK;
+    for (uint32_t i = 0; i < r->nrows && ret == EXIT_OK; i++) {
+        if (!row_begin(&cur, r)) {
+            cli_err("the server's query result is malformed");
+            ret = EXIT_ERR;
+            break;
+        }
+        jw_begin_object(&d.w);
+        for (uint32_t k = 0; k < r->ncols; k++) {
+            jw_ckey(&d.w, keys[k]);
+            int jr = jw_mp(&d.w, &cur);
+            if (jr != 0) {
+                cli_err("row %" PRIu32 ", column %s: the value cannot be shown as JSON (%s)", i + 1,
+                        r->cols[k], json_conv_strerror(jr));
+                ret = EXIT_ERR;
+                break;
+            }
+        }
+        jw_end_object(&d.w);
+    }
+    for (uint32_t k = 0; k < r->ncols; k++)
+        free(keys[k]);
+    free(keys);
+    if (ret != EXIT_OK) {
+        json_doc_free(&d);
+        return ret;
+    }
+    jw_end_array(&d.w);
+    return json_doc_print(&d);
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+/* query: runs --query with the --param values as $1, $2, ... and prints
+ * the rows. */
+int cmd_query(cli_ctx *ctx, const cli_args *a)
+{
+    const char *text = cli_str(a, "query");
+    int timeout = (int)cli_int(a, "timeout", -1);
+    buf_t params;
+    buf_init(&params);
+    int ret = build_params(a, &params);
+    if (ret) {
+        buf_free(&params);
+        return ret;
+    }
+    agate_client *c = cli_connect(ctx, a);
+    if (!c) {
+        buf_free(&params);
+        return EXIT_ERR;
+    }
+    agate_buf out = {0};
+    int rc = agate_query(c, text, params.data, params.len, timeout, &out);
+    buf_free(&params);
+    if (rc < 0) {
+        ret = query_failed(c, rc, text);
+        cli_release(ctx, c);
+        return ret;
+    }
+    cli_release(ctx, c);
+    query_result r;
+    ret = result_read(&out, &r);
+    if (ret == EXIT_OK) {
+        ret = a->json ? print_json(&r) : print_table(&r);
+        result_free(&r);
+    }
+    agate_buf_free(&out);
+    return ret;
+}
