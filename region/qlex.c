@@ -298,7 +298,9 @@ void qlex_next(qlex *lx, qtoken *t)
     memset(t, 0, sizeof(*t));
     t->pos = lx->pos;
     lex_token(lx, t);
-    lx->after_from = t->kind == QTK_KEYWORD && t->kw == QKW_FROM;
+    /* x.from / 2 divides: FROM after a dot is a field, not the clause */
+    lx->after_from = t->kind == QTK_KEYWORD && t->kw == QKW_FROM && !lx->after_dot;
+    lx->after_dot = t->kind == QTK_DOT;
 }
 
 size_t qlex_unquote(const char *text, const qtoken *t, char *out)

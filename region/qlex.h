@@ -55,6 +55,7 @@ typedef struct qlex {
     uint32_t len;
     uint32_t pos;     /* where the next token is looked for */
     bool after_from;  /* the last token was FROM: '/' starts a region path */
+    bool after_dot;   /* the last token was '.': a FROM now is a field name */
     char msg[160];    /* what was wrong, after a QTK_ERROR token */
 } qlex;
 

@@ -343,6 +343,11 @@ START_TEST(keywords_any_case_names_exact)
     q = parse_ok("SELECT * FROM /a_b-1");
     ck_assert_str_eq(q->region, "a_b-1");
     query_free(q);
+    /* a field named like the keyword FROM, then a division (not a region) */
+    q = parse_ok("SELECT x.from/2 FROM /r WHERE x.from/2 = 1");
+    ck_assert_str_eq(sx(q->where), "(= (/ (. x from) 2) 1)");
+    ck_assert_str_eq(q->region, "r");
+    query_free(q);
 }
 END_TEST
 
