@@ -47,6 +47,12 @@ static void sum_merge(qagg_sum *s, const qagg_sum *o)
 
 static double int128_double(const qagg_sum *s)
 {
+    /* Sums that fit 64 bits convert exactly: -2^64 + lo would lose a small
+     * negative sum's low bits to rounding (-1 came out as 0) */
+    if (s->hi == 0)
+        return (double)s->lo;
+    if (s->hi == UINT64_MAX && s->lo > INT64_MAX)
+        return -(double)(~s->lo + 1); /* minus its magnitude, 2^64 - lo */
     /* hi as signed: the two's complement reading of its bits */
     double hi = s->hi >> 63 ? -(double)(~s->hi) - 1.0 : (double)s->hi;
     return hi * 18446744073709551616.0 + (double)s->lo;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/mp.h"
 #include "common/mpw.h"
 #include "region/qagg.h"
 
@@ -62,6 +63,7 @@ struct qexec {
     group *eval_group; /* the group the aggregate callback reads */
     uint64_t matched;
     bool enough;
+    bool done; /* finished or packed: only qexec_free (and the readers) now */
     buf_t tmp;
 };
 
@@ -537,43 +539,83 @@ static void cut_rows(qexec *x, size_t keep)
         x->nrows = keep;
 }
 
+/* DISTINCT: 1 when the result has row p already; else 0, with the index
+ * slot (*where) and hash (*h) that push_cand fills. -ENOMEM. */
+static int seen_row(qexec *x, const uint8_t *p, size_t n, size_t *where, uint64_t *h)
+{
+    *where = 0;
+    *h = 0;
+    if (!x->q->distinct)
+        return 0;
+    *h = tuple_hash(p, n);
+    long at = tindex_find(x, &x->distinct, row_tuple, p, n, *h, where);
+    if (at == -2)
+        return -ENOMEM;
+    return at >= 0;
+}
+
+/* Appends row p (copied) with its sort values (taken over: freed on an
+ * error) to the result; where and h as seen_row gave them. */
+static int push_cand(qexec *x, const uint8_t *p, size_t n, uint8_t *sort, size_t slen,
+                     size_t where, uint64_t h)
+{
+    if (x->nrows == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 64;
+        cand *v = realloc(x->rows, cap * sizeof(*v));
+        if (!v) {
+            free(sort);
+            return -ENOMEM;
+        }
+        x->rows = v;
+        x->cap = cap;
+    }
+    cand c = {.row = malloc(n ? n : 1), .rlen = n, .sort = sort, .slen = slen};
+    if (!c.row) {
+        free(sort);
+        return -ENOMEM;
+    }
+    memcpy(c.row, p, n);
+    x->rows[x->nrows++] = c;
+    if (x->q->distinct)
+        tindex_put(&x->distinct, where, x->nrows - 1, h);
+    return 0;
+}
+
 /* Appends the projected row in x->tmp (and its sort values) to the result,
  * unless DISTINCT has it already. */
 static int keep_row(qexec *x, const qrow *row, qerror *err)
 {
     const uint8_t *p = buf_rptr(&x->tmp);
-    size_t n = buf_readable(&x->tmp);
-    size_t where = 0;
-    uint64_t h = 0;
-    if (x->q->distinct) {
-        h = tuple_hash(p, n);
-        long at = tindex_find(x, &x->distinct, row_tuple, p, n, h, &where);
-        if (at == -2)
-            return -ENOMEM;
-        if (at >= 0)
-            return 0;
-    }
-    if (x->nrows == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 64;
-        cand *v = realloc(x->rows, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        x->rows = v;
-        x->cap = cap;
-    }
-    cand c = {.row = malloc(n), .rlen = n};
-    if (!c.row)
-        return -ENOMEM;
-    memcpy(c.row, p, n);
-    int rc = x->q->norder ? sort_values(x, row, &c.sort, &c.slen, err) : 0;
-    if (rc) {
-        free(c.row);
+    size_t n = buf_readable(&x->tmp), where;
+    uint64_t h;
+    int rc = seen_row(x, p, n, &where, &h);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    uint8_t *sort = NULL;
+    size_t slen = 0;
+    if (x->q->norder && (rc = sort_values(x, row, &sort, &slen, err)))
         return rc;
+    return push_cand(x, p, n, sort, slen, where, h);
+}
+
+/* The same for a row that comes projected, with its sort values (s, sn;
+ * ignored without ORDER BY), from a partial result. */
+static int keep_ready(qexec *x, const uint8_t *p, size_t n, const uint8_t *s, size_t sn)
+{
+    size_t where;
+    uint64_t h;
+    int rc = seen_row(x, p, n, &where, &h);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    uint8_t *sort = NULL;
+    size_t slen = 0;
+    if (x->q->norder) {
+        if (!(sort = malloc(sn ? sn : 1)))
+            return -ENOMEM;
+        memcpy(sort, s, sn);
+        slen = sn;
     }
-    x->rows[x->nrows++] = c;
-    if (x->q->distinct)
-        tindex_put(&x->distinct, where, x->nrows - 1, h);
-    return 0;
+    return push_cand(x, p, n, sort, slen, where, h);
 }
 
 /* With ORDER BY and LIMIT n (no DISTINCT, no grouping) only the best n rows
@@ -586,13 +628,11 @@ static void trim_top(qexec *x)
     cut_rows(x, x->limit);
 }
 
-static int add_plain(qexec *x, const qrow *row, qerror *err)
+/* After a row joined the result: bounds the candidates, and with a LIMIT
+ * but no ORDER BY reports when there are enough rows (with DISTINCT: enough
+ * distinct ones). */
+static int after_keep(qexec *x)
 {
-    int rc = project(x, row, err);
-    if (!rc)
-        rc = keep_row(x, row, err);
-    if (rc)
-        return rc;
     trim_top(x);
     if (x->has_limit && !x->q->norder && x->nrows >= x->limit) {
         x->enough = true;
@@ -601,19 +641,30 @@ static int add_plain(qexec *x, const qrow *row, qerror *err)
     return 0;
 }
 
+static int add_plain(qexec *x, const qrow *row, qerror *err)
+{
+    int rc = project(x, row, err);
+    if (!rc)
+        rc = keep_row(x, row, err);
+    return rc ? rc : after_keep(x);
+}
+
 /* ---- grouping ---- */
 
-static int copy_buf(const buf_t *b, uint8_t **out, size_t *len)
+static int copy_bytes(const uint8_t *p, size_t n, uint8_t **out, size_t *len)
 {
-    *len = buf_readable(b);
-    *out = malloc(*len ? *len : 1);
+    *len = n;
+    *out = malloc(n ? n : 1);
     if (!*out)
         return -ENOMEM;
-    memcpy(*out, buf_rptr(b), *len);
+    memcpy(*out, p, n);
     return 0;
 }
 
-static int new_group(qexec *x, const qrow *row, group **out)
+/* A new group with a copy of key (a GROUP BY tuple) and of first (its
+ * first row as [key, value]), and fresh accumulators. */
+static int new_group_from(qexec *x, const uint8_t *key, size_t klen, const uint8_t *first,
+                          size_t flen, group **out)
 {
     if (x->ngroups == x->gcap) {
         size_t cap = x->gcap ? x->gcap * 2 : 16;
@@ -626,19 +677,11 @@ static int new_group(qexec *x, const qrow *row, group **out)
     group *g = &x->groups[x->ngroups];
     memset(g, 0, sizeof(*g));
     g->accs = calloc(x->naggs ? x->naggs : 1, sizeof(qagg_acc));
-    int rc = g->accs ? copy_buf(&x->tmp, &g->key, &g->klen) : -ENOMEM;
+    int rc = g->accs ? copy_bytes(key, klen, &g->key, &g->klen) : -ENOMEM;
+    if (!rc)
+        rc = copy_bytes(first, flen, &g->first, &g->flen);
     for (uint32_t i = 0; !rc && i < x->naggs; i++)
         rc = qagg_init_expr(&g->accs[i], x->aggs[i]);
-    buf_t b;
-    buf_init(&b);
-    msgpack_packer pk;
-    mpw_init(&pk, &b);
-    if (!rc && (msgpack_pack_array(&pk, 2) || qvalue_pack(&row->key, &pk) ||
-                qvalue_pack(&row->value, &pk)))
-        rc = -ENOMEM;
-    if (!rc)
-        rc = copy_buf(&b, &g->first, &g->flen);
-    buf_free(&b);
     if (rc) {
         group_free(x, g);
         return rc;
@@ -646,6 +689,39 @@ static int new_group(qexec *x, const qrow *row, group **out)
     x->ngroups++;
     *out = g;
     return 0;
+}
+
+/* A new group for row, its key in x->tmp. */
+static int new_group(qexec *x, const qrow *row, group **out)
+{
+    buf_t b;
+    buf_init(&b);
+    msgpack_packer pk;
+    mpw_init(&pk, &b);
+    int rc = 0;
+    if (msgpack_pack_array(&pk, 2) || qvalue_pack(&row->key, &pk) || qvalue_pack(&row->value, &pk))
+        rc = -ENOMEM;
+    if (!rc)
+        rc = new_group_from(x, buf_rptr(&x->tmp), buf_readable(&x->tmp), buf_rptr(&b),
+                            buf_readable(&b), out);
+    buf_free(&b);
+    return rc;
+}
+
+/* The group with key p: 1 and *out, or 0 with the index slot (*where) and
+ * hash (*h) for a new one. -ENOMEM. */
+static int lookup_group(qexec *x, const uint8_t *p, size_t n, group **out, size_t *where,
+                        uint64_t *h)
+{
+    *where = 0;
+    *h = tuple_hash(p, n);
+    long at = tindex_find(x, &x->gindex, group_tuple, p, n, *h, where);
+    if (at == -2)
+        return -ENOMEM;
+    if (at < 0)
+        return 0;
+    *out = &x->groups[at];
+    return 1;
 }
 
 /* The group of a row: its GROUP BY values, packed into x->tmp. */
@@ -661,17 +737,12 @@ static int find_group(qexec *x, const qrow *row, group **out, qerror *err)
         if (rc)
             return rc;
     }
-    const uint8_t *p = buf_rptr(&x->tmp);
-    size_t n = buf_readable(&x->tmp), where = 0;
-    uint64_t h = tuple_hash(p, n);
-    long at = tindex_find(x, &x->gindex, group_tuple, p, n, h, &where);
-    if (at == -2)
-        return -ENOMEM;
-    if (at >= 0) {
-        *out = &x->groups[at];
-        return 0;
-    }
-    int rc = new_group(x, row, out);
+    size_t where;
+    uint64_t h;
+    int rc = lookup_group(x, buf_rptr(&x->tmp), buf_readable(&x->tmp), out, &where, &h);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = new_group(x, row, out);
     if (!rc)
         tindex_put(&x->gindex, where, x->ngroups - 1, h);
     return rc;
@@ -718,11 +789,25 @@ static int emit_group(qexec *x, group *g, qerror *err)
     return rc;
 }
 
+/* Pack, merge and finish refuse an executor that has finished or packed. */
+static int check_open(qexec *x, qerror *err)
+{
+    if (!x->done)
+        return 0;
+    err->pos = 0;
+    snprintf(err->msg, sizeof err->msg, "the query executor has already finished");
+    return -EINVAL;
+}
+
 int qexec_finish(qexec *x, qerror *err)
 {
     qerror dummy;
     if (!err)
         err = &dummy;
+    int rc = check_open(x, err);
+    if (rc)
+        return rc;
+    x->done = true;
     if (x->grouped) {
         /* an aggregate query without GROUP BY has one row, even over no rows */
         if (x->q->ngroup == 0 && x->ngroups == 0) {
@@ -731,12 +816,12 @@ int qexec_finish(qexec *x, qerror *err)
             buf_reset(&x->tmp);
             msgpack_packer pk;
             mpw_init(&pk, &x->tmp);
-            int rc = msgpack_pack_array(&pk, 0) ? -ENOMEM : new_group(x, &none, &g);
+            rc = msgpack_pack_array(&pk, 0) ? -ENOMEM : new_group(x, &none, &g);
             if (rc)
                 return rc;
         }
         for (size_t i = 0; i < x->ngroups; i++) {
-            int rc = emit_group(x, &x->groups[i], err);
+            rc = emit_group(x, &x->groups[i], err);
             if (rc)
                 return rc;
         }
@@ -762,3 +847,294 @@ const uint8_t *qexec_row(const qexec *x, size_t i, size_t *len)
 }
 
 uint64_t qexec_matched(const qexec *x) { return x->matched; }
+
+/* ---- scatter and gather: partial results ----
+ *
+ * A partial result is one MessagePack array [kind, items]:
+ *
+ *   kind 0, a query without grouping:
+ *     [0, [[row, sort], ...]]
+ *   row: the projected row (an array of one value per column); sort: its
+ *   ORDER BY values (an array of one value per ORDER BY item), or nil when
+ *   the query has no ORDER BY. The rows are what the member's own
+ *   qexec_finish would have returned: DISTINCT applied (keep_row keeps one
+ *   of equal rows) and, with a LIMIT n, cut to n:
+ *   - with ORDER BY, the member's best n. This is enough: a row r that
+ *     every member holding it cut had, in each of them, n rows (distinct
+ *     ones under DISTINCT) that order no later than r, and those were all
+ *     sent, so the gatherer holds n rows (n distinct rows, as it dedupes
+ *     the union) no later than r and its own best n never needs r. With
+ *     DISTINCT the same row may come from several members and count once,
+ *     but each member's n rows are distinct among themselves, so the n
+ *     rows that beat r in one member are already n distinct rows.
+ *     (Under DISTINCT the sort values are those of one of the equal rows,
+ *     any one, as in a single executor; they are the row's own when the
+ *     ORDER BY items are select items, as SQL requires.)
+ *   - without ORDER BY, any n: when some member had n (distinct) rows the
+ *     gatherer gets n, otherwise every member sent everything it had.
+ *   qexec_add already stops at n rows (n distinct rows under DISTINCT);
+ *   LIMIT 0 still keeps the first row, cut here.
+ *
+ *   kind 1, GROUP BY or aggregates:
+ *     [1, [[key, first, [acc, ...]], ...]]
+ *   key: the group's GROUP BY values (an array, empty without GROUP BY);
+ *   first: the group's first row as [key, value] (plain items and the
+ *   group keys are evaluated on it); one acc per aggregate of the query,
+ *   in the executor's order (select list, then ORDER BY; the same query
+ *   gives the same order), each a qagg_pack partial state. Nothing is cut:
+ *   DISTINCT, ORDER BY and LIMIT apply to the final groups at the
+ *   gatherer's qexec_finish. A member that matched no row sends no group;
+ *   for an aggregate query without GROUP BY the gatherer's qexec_finish
+ *   creates the one empty group when nobody sent it.
+ *
+ * Merging checks the whole partial (kind, shapes, the numbers of columns,
+ * ORDER BY values, group keys and accumulators) before it changes
+ * anything; what it cannot check in advance is an accumulator state that
+ * qagg_merge refuses (another aggregate's) or a failure while merging
+ * (-ENOMEM, -E2BIG), after which the executor holds part of the partial:
+ * the query has failed and x is only good for qexec_free. */
+
+#define PARTIAL_ROWS 0
+#define PARTIAL_GROUPS 1
+
+static int pack_rows(qexec *x, msgpack_packer *pk)
+{
+    int rc = msgpack_pack_array(pk, 2) || msgpack_pack_unsigned_int(pk, PARTIAL_ROWS) ||
+             msgpack_pack_array(pk, x->nrows);
+    for (size_t i = 0; !rc && i < x->nrows; i++) {
+        const cand *c = &x->rows[i];
+        rc = msgpack_pack_array(pk, 2) || mpw_raw(pk, c->row, c->rlen) ||
+             (x->q->norder ? mpw_raw(pk, c->sort, c->slen) : msgpack_pack_nil(pk));
+    }
+    return rc ? -ENOMEM : 0;
+}
+
+static int pack_groups(qexec *x, msgpack_packer *pk)
+{
+    int rc = msgpack_pack_array(pk, 2) || msgpack_pack_unsigned_int(pk, PARTIAL_GROUPS) ||
+             msgpack_pack_array(pk, x->ngroups);
+    for (size_t i = 0; !rc && i < x->ngroups; i++) {
+        const group *g = &x->groups[i];
+        rc = msgpack_pack_array(pk, 3) || mpw_raw(pk, g->key, g->klen) ||
+             mpw_raw(pk, g->first, g->flen) || msgpack_pack_array(pk, x->naggs);
+        for (uint32_t k = 0; !rc && k < x->naggs; k++)
+            rc = qagg_pack(&g->accs[k], pk);
+    }
+    return rc ? -ENOMEM : 0;
+}
+
+int qexec_pack_partial(qexec *x, void *pk, qerror *err)
+{
+    qerror dummy;
+    if (!err)
+        err = &dummy;
+    int rc = check_open(x, err);
+    if (rc)
+        return rc;
+    x->done = true;
+    size_t count = x->grouped ? x->ngroups : x->nrows;
+    if (count > UINT32_MAX) {
+        err->pos = 0;
+        snprintf(err->msg, sizeof err->msg, "a partial result of %zu %s is too large", count,
+                 x->grouped ? "groups" : "rows");
+        return -EINVAL;
+    }
+    if (x->grouped)
+        return pack_groups(x, pk);
+    /* the rows this member's qexec_finish would give (see above) */
+    sort_rows(x);
+    if (x->has_limit)
+        cut_rows(x, x->limit < x->nrows ? (size_t)x->limit : x->nrows);
+    return pack_rows(x, pk);
+}
+
+#define NO_ITEM SIZE_MAX
+
+static int bad_partial(qerror *err, const char *what, size_t item)
+{
+    err->pos = 0;
+    if (item == NO_ITEM)
+        snprintf(err->msg, sizeof err->msg, "a partial query result is malformed: %s", what);
+    else
+        snprintf(err->msg, sizeof err->msg, "a partial query result is malformed: %s (item %zu)",
+                 what, item);
+    return -EINVAL;
+}
+
+/* Steps over one object, giving its bytes. */
+static bool read_object(mp_cursor *c, const uint8_t **p, size_t *n)
+{
+    const uint8_t *start = c->p;
+    if (mp_skip(c, MP_MAX_DEPTH_LIMIT))
+        return false;
+    *p = start;
+    *n = (size_t)(c->p - start);
+    return true;
+}
+
+/* Steps over an array of exactly count elements, giving its bytes. */
+static bool read_tuple(mp_cursor *c, uint32_t count, const uint8_t **p, size_t *n)
+{
+    mp_cursor peek = *c;
+    uint32_t k;
+    return !mp_read_array(&peek, &k) && k == count && read_object(c, p, n);
+}
+
+/* A group's first row: [key, value], both readable as the finish will
+ * read them (emit_group). */
+static bool read_first(mp_cursor *c, const uint8_t **p, size_t *n)
+{
+    if (!read_object(c, p, n))
+        return false;
+    const uint8_t *q = *p;
+    size_t left = *n;
+    qvalue v;
+    return array_open(&q, &left) == 2 && array_next(&q, &left, &v) &&
+           array_next(&q, &left, &v) && left == 0;
+}
+
+/* One [row, sort] item. */
+static bool read_row_item(const qexec *x, mp_cursor *c, const uint8_t **row, size_t *rlen,
+                          const uint8_t **sort, size_t *slen)
+{
+    uint32_t k;
+    if (mp_read_array(c, &k) || k != 2 || !read_tuple(c, x->ncols, row, rlen))
+        return false;
+    if (x->q->norder)
+        return read_tuple(c, x->q->norder, sort, slen);
+    *sort = NULL;
+    *slen = 0;
+    return mp_read_nil(c) == 0;
+}
+
+/* The header of one [key, first, [acc, ...]] item, leaving c at the first
+ * acc. */
+static bool read_group_item(const qexec *x, mp_cursor *c, const uint8_t **key, size_t *klen,
+                            const uint8_t **first, size_t *flen, uint32_t *naccs)
+{
+    uint32_t k;
+    return !mp_read_array(c, &k) && k == 3 && read_tuple(c, x->q->ngroup, key, klen) &&
+           read_first(c, first, flen) && !mp_read_array(c, naccs);
+}
+
+/* Checks every item before anything is merged. */
+static int check_items(const qexec *x, mp_cursor c, uint32_t count, qerror *err)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *a, *b;
+        size_t an, bn;
+        uint32_t naccs;
+        if (!x->grouped) {
+            if (!read_row_item(x, &c, &a, &an, &b, &bn))
+                return bad_partial(err, x->q->norder ? "a row is not [row of the query's columns, "
+                                                       "its ORDER BY values]"
+                                                     : "a row is not [row of the query's columns, nil]",
+                                   i);
+            continue;
+        }
+        if (!read_group_item(x, &c, &a, &an, &b, &bn, &naccs))
+            return bad_partial(err, "a group is not [key of the GROUP BY values, first row as "
+                                    "[key, value], accumulators]", i);
+        if (naccs != x->naggs)
+            return bad_partial(err, "a group has another number of accumulators than the query "
+                                    "has aggregates", i);
+        for (uint32_t k = 0; k < naccs; k++)
+            if (!read_object(&c, &a, &an))
+                return bad_partial(err, "an accumulator state", i);
+    }
+    return 0;
+}
+
+static int merge_rows(qexec *x, mp_cursor c, uint32_t count, qerror *err)
+{
+    for (uint32_t i = 0; i < count && !x->enough; i++) {
+        const uint8_t *row = NULL, *sort = NULL;
+        size_t rlen = 0, slen = 0;
+        if (!read_row_item(x, &c, &row, &rlen, &sort, &slen)) /* checked already */
+            return bad_partial(err, "a row", i);
+        int rc = keep_ready(x, row, rlen, sort, slen);
+        if (rc)
+            return rc;
+        after_keep(x);
+    }
+    /* also when the partial brought no row (LIMIT 0) */
+    if (x->has_limit && !x->q->norder && x->nrows >= x->limit)
+        x->enough = true;
+    return x->enough ? QEXEC_ENOUGH : 0;
+}
+
+static int merge_group(qexec *x, mp_cursor *c, qerror *err)
+{
+    const uint8_t *key = NULL, *first = NULL;
+    size_t klen = 0, flen = 0, where;
+    uint32_t naccs = 0;
+    uint64_t h;
+    group *g;
+    if (!read_group_item(x, c, &key, &klen, &first, &flen, &naccs) || naccs != x->naggs)
+        return bad_partial(err, "a group", NO_ITEM); /* checked already */
+    int rc = lookup_group(x, key, klen, &g, &where, &h);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        if ((rc = new_group_from(x, key, klen, first, flen, &g)))
+            return rc;
+        tindex_put(&x->gindex, where, x->ngroups - 1, h);
+    }
+    for (uint32_t k = 0; k < naccs; k++) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        if (!read_object(c, &p, &n))
+            return bad_partial(err, "an accumulator state", NO_ITEM); /* checked already */
+        rc = qagg_merge(&g->accs[k], p, n);
+        if (rc) {
+            char text[96];
+            qexpr_format(x->aggs[k], text, sizeof text);
+            err->pos = x->aggs[k]->pos;
+            if (rc == -EINVAL)
+                snprintf(err->msg, sizeof err->msg, "a partial query result is malformed: the "
+                         "state of %s is not one of that aggregate", text);
+            else if (rc == -E2BIG)
+                snprintf(err->msg, sizeof err->msg, "too many distinct values for %s", text);
+            else
+                snprintf(err->msg, sizeof err->msg, "out of memory merging %s", text);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int qexec_merge_partial(qexec *x, const uint8_t *p, size_t n, qerror *err)
+{
+    qerror dummy;
+    if (!err)
+        err = &dummy;
+    int rc = check_open(x, err);
+    if (rc)
+        return rc;
+    mp_cursor c;
+    uint32_t fields, count;
+    uint64_t kind;
+    if (!p || mp_check_one(p, n, MP_MAX_DEPTH_LIMIT))
+        return bad_partial(err, "not one MessagePack object", NO_ITEM);
+    mp_cursor_init(&c, p, n);
+    if (mp_read_array(&c, &fields) || fields != 2 || mp_read_uint(&c, &kind) ||
+        mp_read_array(&c, &count))
+        return bad_partial(err, "not [kind, items]", NO_ITEM);
+    if (kind != PARTIAL_ROWS && kind != PARTIAL_GROUPS)
+        return bad_partial(err, "unknown kind", NO_ITEM);
+    if ((kind == PARTIAL_GROUPS) != x->grouped) {
+        err->pos = 0;
+        snprintf(err->msg, sizeof err->msg, "a partial query result of a %s query, but this query "
+                 "is %s", kind == PARTIAL_GROUPS ? "grouped" : "non-grouped",
+                 x->grouped ? "grouped" : "not grouped");
+        return -EINVAL;
+    }
+    if ((rc = check_items(x, c, count, err)))
+        return rc;
+    if (!x->grouped)
+        return merge_rows(x, c, count, err);
+    for (uint32_t i = 0; i < count; i++)
+        if ((rc = merge_group(x, &c, err)))
+            return rc;
+    return 0;
+}

@@ -58,4 +58,26 @@ const uint8_t *qexec_row(const qexec *x, size_t i, size_t *len);
 /* Rows that passed WHERE (before grouping, DISTINCT and LIMIT). */
 uint64_t qexec_matched(const qexec *x);
 
+/* ---- Scatter and gather (clusters, docs/query.md) ----
+ * Each member runs the query over the buckets it is primary for and,
+ * instead of qexec_finish, packs a partial result: the rows it would
+ * return (projected, with their ORDER BY values; DISTINCT applied; cut to
+ * the LIMIT when that is safe: with ORDER BY its best n, without ORDER BY
+ * any n), or for a grouped query every group's key, first row and the
+ * partial states of its aggregates (qagg_pack). The gatherer, an executor
+ * for the same query and parameters, merges every member's partial (it
+ * may also add rows of its own with qexec_add), then qexec_finish gives
+ * the same result as one executor over all the rows (float sums may
+ * differ in their last bits). */
+
+/* Appends x's partial result to pk (a msgpack_packer *) as one MessagePack
+ * object. Instead of qexec_finish; x is only good for qexec_free after.
+ * Returns 0, -ENOMEM, or -EINVAL with err. */
+int qexec_pack_partial(qexec *x, void *pk, qerror *err);
+/* Merges one partial (n bytes at p, exactly one object, from an executor
+ * of the same query and parameters). Returns 0, QEXEC_ENOUGH (as
+ * qexec_add), -EINVAL with err when the bytes are not such a partial,
+ * -E2BIG (a DISTINCT aggregate's set), -ENOMEM. */
+int qexec_merge_partial(qexec *x, const uint8_t *p, size_t n, qerror *err);
+
 #endif
