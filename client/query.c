@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/router.h"
 #include "common/mpw.h"
 #include "common/proto.h"
 
@@ -114,6 +115,36 @@ static int query_wait_ms(const agate_client *c, int timeout_ms)
     return want > wait ? (int)want : wait;
 }
 
+/* In a cluster any member coordinates a query (server/query_coord.c): ask
+ * the members in turn, from a different one on each call, and retry what
+ * a member could not answer now (UNAVAILABLE: buckets moving; a member
+ * lost) until the request timeout. */
+static int query_cluster(agate_client *c, const char *query, const void *params, size_t params_len,
+                         int timeout_ms, agate_buf *out)
+{
+    static _Thread_local size_t next;
+    router_retry rt;
+    router_retry_init(c, &rt);
+    for (;;) {
+        client_router *r = c->router;
+        int rc = AGATE_ECONNECT;
+        agate_client *child = NULL;
+        for (size_t k = 0; k < r->nmembers && rc == AGATE_ECONNECT; k++) {
+            size_t i = (next + k) % r->nmembers;
+            rc = router_child(c, i, true, &child);
+            if (!rc) {
+                next = i + 1;
+                rc = router_pass(c, child, agate_query(child, query, params, params_len, timeout_ms, out));
+            }
+        }
+        if (!router_retryable(rc))
+            return rc;
+        rc = router_retry_next(c, &rt, rc);
+        if (rc)
+            return rc;
+    }
+}
+
 int agate_query(agate_client *c, const char *query, const void *params, size_t params_len,
                 int timeout_ms, agate_buf *out)
 {
@@ -129,7 +160,7 @@ int agate_query(agate_client *c, const char *query, const void *params, size_t p
     if (qlen > UINT32_MAX)
         return client_err(c, AGATE_EINVAL, "query text of %zu bytes is too long", qlen);
     if (c->router)
-        return client_err(c, AGATE_EINVAL, "queries on a cluster are not implemented yet");
+        return query_cluster(c, query, params, params_len, timeout_ms, out);
     int rc = client_check_blocking(c, "agate_query");
     if (!rc)
         rc = check_params(c, params, params_len);

@@ -56,6 +56,7 @@ enum agate_opcode {
     OP_LEAVE = 43,
     OP_PEER_HEARTBEAT = 44,
     OP_HANDOFF_DONE = 45,
+    OP_QUERY_PART = 46, /* coordinator -> member: its part of a cluster query */
     OP_REPLICATE = 50,
     OP_IMAGE_PAGE = 51,
     OP_PRIMARY_HANDOFF = 52,

@@ -147,6 +147,9 @@ enum region_role region_bucket_role(region_t *r, uint32_t bucket);
 uint32_t region_bucket_primary(region_t *r, uint32_t bucket);
 /* Adds a target if absent (an image transfer begins). 0 or -ENOMEM/-ENOSPC. */
 int region_bucket_add_target(region_t *r, uint32_t bucket, uint32_t member_id);
+/* Sets bit b of bits (nbuckets bits, zeroed by the caller) for every bucket
+ * this member is primary for now (a query's part, docs/query.md). */
+void region_primary_bitmap(region_t *r, uint8_t *bits);
 /* Fences (or unfences) writes at a primary that is handing off. */
 void region_bucket_set_handoff(region_t *r, uint32_t bucket, bool on);
 /* Writes applied here still waiting for copies' acknowledgements. */

@@ -97,6 +97,13 @@ out:
     return rc;
 }
 
+void region_primary_bitmap(region_t *r, uint8_t *bits)
+{
+    for (uint32_t b = 0; b < r->cfg.total_num_buckets; b++)
+        if (region_bucket_role(r, b) == ROLE_PRIMARY)
+            bits[b / 8] |= (uint8_t)(1u << (b % 8));
+}
+
 void region_bucket_set_handoff(region_t *r, uint32_t bucket, bool on)
 {
     bucket_t *b = bucket_at(r, bucket);

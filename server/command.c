@@ -29,6 +29,7 @@ static const command commands[MAX_OP] = {
     [OP_ENTRIES] = {OP_ENTRIES, "ENTRIES", handle_entries, 3, 3, 0, -1, {"region", "cursor", "limit"}},
     [OP_CLEAR] = {OP_CLEAR, "CLEAR", handle_clear, 1, 1, 0, -1, {"region"}},
     [OP_QUERY] = {OP_QUERY, "QUERY", handle_query, 1, 3, 1, 1, {"query", "params", "options"}},
+    [OP_QUERY_PART] = {OP_QUERY_PART, "QUERY_PART", handle_query_part, 3, 3, 1, 1, {"query", "params", "options"}},
 };
 
 const command *command_lookup(uint32_t op)

@@ -24,6 +24,7 @@ void handle_size(req_ctx *x);
 void handle_clear(req_ctx *x);
 /* handlers_query.c */
 void handle_query(req_ctx *x);
+void handle_query_part(req_ctx *x);
 void handle_put_all(req_ctx *x);
 void handle_get_all(req_ctx *x);
 void handle_keys(req_ctx *x);

@@ -1746,6 +1746,129 @@ START_TEST(locator_paused)
 }
 END_TEST
 
+/* ======================================================================
+ * 8. Queries over a partitioned region of three members: the member asked
+ *    gathers every member's part (docs/query.md), also while a rebalance
+ *    moves buckets and after a member is killed
+ * ====================================================================== */
+
+#define QREGION "qorders"
+#define QROWS 900
+
+static void qput(fcluster *cl, agate_client *c, int i)
+{
+    char key[24];
+    snprintf(key, sizeof key, "q%05d", i);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    tw_pack_cstr(&pk, "n");
+    msgpack_pack_int(&pk, i);
+    tw_pack_cstr(&pk, "kind");
+    tw_pack_cstr(&pk, i % 3 == 0 ? "a" : i % 3 == 1 ? "b" : "c");
+    int rc = agate_put(c, QREGION, key, strlen(key), sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    FCHECK(cl, rc == 0, "put %s: %d %s", key, rc, agate_errmsg(c));
+}
+
+/* Runs text and returns the rows array (in *u, to destroy by the caller). */
+/* Runs text; the rows array points into *u and *b (free both after). */
+static const msgpack_object *qrun(fcluster *cl, agate_client *c, const char *text,
+                                  msgpack_unpacked *u, agate_buf *b)
+{
+    int rc = agate_query(c, text, NULL, 0, -1, b);
+    msgpack_unpacked_init(u);
+    if (rc) {
+        fail_note(cl, "query %s: %d %s", text, rc, agate_errmsg(c));
+        return NULL;
+    }
+    size_t off = 0;
+    const msgpack_object *rows = NULL;
+    if (msgpack_unpack_next(u, (const char *)b->data, b->len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u->data.type == MSGPACK_OBJECT_ARRAY && u->data.via.array.size == 3)
+        rows = &u->data.via.array.ptr[1];
+    if (!rows)
+        fail_note(cl, "query %s: malformed reply", text);
+    return rows;
+}
+
+static int64_t qint(const msgpack_object *rows, uint32_t r, uint32_t col)
+{
+    if (!rows || r >= rows->via.array.size)
+        return INT64_MIN;
+    const msgpack_object *o = &rows->via.array.ptr[r].via.array.ptr[col];
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64
+           : o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : INT64_MIN;
+}
+
+/* The same answers as over one server, whatever member is asked. */
+static void qcheck(fcluster *cl, agate_client *c, const char *when)
+{
+    msgpack_unpacked u;
+    agate_buf b = {0};
+    const msgpack_object *rows = qrun(cl, c, "SELECT COUNT(*), SUM(n) FROM /" QREGION, &u, &b);
+    if (qint(rows, 0, 0) != QROWS || qint(rows, 0, 1) != (int64_t)QROWS * (QROWS - 1) / 2)
+        fail_note(cl, "%s: COUNT/SUM over the cluster = %lld/%lld, want %d/%lld", when,
+                  (long long)qint(rows, 0, 0), (long long)qint(rows, 0, 1), QROWS,
+                  (long long)QROWS * (QROWS - 1) / 2);
+    msgpack_unpacked_destroy(&u);
+    agate_buf_free(&b);
+    rows = qrun(cl, c, "SELECT kind, COUNT(*) FROM /" QREGION " GROUP BY kind ORDER BY kind", &u, &b);
+    if (!rows || rows->via.array.size != 3 || qint(rows, 0, 1) != QROWS / 3 ||
+        qint(rows, 2, 1) != QROWS / 3)
+        fail_note(cl, "%s: GROUP BY kind over the cluster is wrong", when);
+    msgpack_unpacked_destroy(&u);
+    agate_buf_free(&b);
+    rows = qrun(cl, c, "SELECT n FROM /" QREGION " WHERE n >= 100 ORDER BY n DESC LIMIT 5", &u, &b);
+    if (!rows || rows->via.array.size != 5 || qint(rows, 0, 0) != QROWS - 1 ||
+        qint(rows, 4, 0) != QROWS - 5)
+        fail_note(cl, "%s: ORDER BY n DESC LIMIT 5 over the cluster is wrong", when);
+    msgpack_unpacked_destroy(&u);
+    agate_buf_free(&b);
+    rows = qrun(cl, c, "SELECT DISTINCT kind FROM /" QREGION, &u, &b);
+    if (!rows || rows->via.array.size != 3)
+        fail_note(cl, "%s: DISTINCT kind gave %d rows, want 3", when,
+                  rows ? (int)rows->via.array.size : -1);
+    msgpack_unpacked_destroy(&u);
+    agate_buf_free(&b);
+}
+
+START_TEST(cluster_queries)
+{
+    fcluster cl;
+    cl_init(&cl, "query");
+    agate_client *c = cl_up(&cl, 2);
+    agate_region_config cfg;
+    agate_region_config_init(&cfg, QREGION, AGATE_PARTITION_REDUNDANT);
+    cfg.redundant_copies = 1;
+    FCHECK(&cl, agate_region_create(c, &cfg) == 0, "region_create: %s", agate_errmsg(c));
+    for (int i = 0; i < QROWS; i++)
+        qput(&cl, c, i);
+    qcheck(&cl, c, "2 members");
+    /* a third member and a rebalance, queries all along */
+    cl_start_member(&cl, 2);
+    cstat st;
+    int three = 3;
+    int64_t t = wait_status(c, &st, 20000 * scale(), pred_members, &three);
+    cstat_free(&st);
+    FCHECK(&cl, t >= 0, "the third member did not join");
+    agate_buf b = {0};
+    FCHECK(&cl, agate_rebalance(c, 0, &b) == 0, "rebalance: %s", agate_errmsg(c));
+    agate_buf_free(&b);
+    for (int i = 0; i < 5; i++)
+        qcheck(&cl, c, "during the rebalance");
+    t = wait_status(c, &st, 20000 * scale(), pred_full, &three);
+    cstat_free(&st);
+    qcheck(&cl, c, "3 members");
+    /* a member lost: queries retry until its buckets are promoted */
+    tu_server_kill(&cl.mem[1]);
+    qcheck(&cl, c, "after SIGKILL of a member");
+    cl_finish(&cl, c);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("cluster_faults");
@@ -1763,6 +1886,8 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, replicated_region);
     tc = tu_tcase(s, "lpause", 90);
     tcase_add_test(tc, locator_paused);
+    tc = tu_tcase(s, "query", 120);
+    tcase_add_test(tc, cluster_queries);
     return s;
 }
 
