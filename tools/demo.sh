@@ -118,6 +118,10 @@ for i in 1 2 3 4 5; do "$agate" remove --region=orders --key="order-000000$i"; d
 echo "removed order-0000001 .. order-0000005"
 printf 'order-0000001 = '; "$agate" get --region=orders --key=order-0000001 || echo "(absent, as expected)"
 
+step "Querying the cluster (agate query: every server runs its part, one gathers)"
+"$agate" query --query="SELECT status, COUNT(*) AS orders, SUM(total) AS revenue FROM /orders GROUP BY status ORDER BY revenue DESC"
+"$agate" query --query="SELECT o.id, o.customer.city, o.total FROM /orders o WHERE o.customer.city = 'Oslo' ORDER BY o.total DESC LIMIT 3"
+
 step "Losing a server: SIGKILL of server2 (pid $pid2)"
 kill -9 "$pid2"
 t0=$(date +%s%N)
