@@ -119,8 +119,11 @@ static int query_wait_ms(const agate_client *c, int timeout_ms)
  * the members in turn, from a different one on each call, and retry what
  * a member could not answer now (UNAVAILABLE: buckets moving; a member
  * lost) until the request timeout. */
+static int query_run(agate_client *c, const char *query, const void *params, size_t params_len,
+                     int timeout_ms, bool explain, agate_buf *out);
+
 static int query_cluster(agate_client *c, const char *query, const void *params, size_t params_len,
-                         int timeout_ms, agate_buf *out)
+                         int timeout_ms, bool explain, agate_buf *out)
 {
     static _Thread_local size_t next;
     router_retry rt;
@@ -134,7 +137,8 @@ static int query_cluster(agate_client *c, const char *query, const void *params,
             rc = router_child(c, i, true, &child);
             if (!rc) {
                 next = i + 1;
-                rc = router_pass(c, child, agate_query(child, query, params, params_len, timeout_ms, out));
+                rc = router_pass(c, child,
+                                 query_run(child, query, params, params_len, timeout_ms, explain, out));
             }
         }
         if (!router_retryable(rc))
@@ -145,8 +149,10 @@ static int query_cluster(agate_client *c, const char *query, const void *params,
     }
 }
 
-int agate_query(agate_client *c, const char *query, const void *params, size_t params_len,
-                int timeout_ms, agate_buf *out)
+/* QUERY with its options: the timeout (< 0: the server's) and, when
+ * explain, only the plan. */
+static int query_run(agate_client *c, const char *query, const void *params, size_t params_len,
+                     int timeout_ms, bool explain, agate_buf *out)
 {
     if (out)
         memset(out, 0, sizeof(*out));
@@ -160,8 +166,8 @@ int agate_query(agate_client *c, const char *query, const void *params, size_t p
     if (qlen > UINT32_MAX)
         return client_err(c, AGATE_EINVAL, "query text of %zu bytes is too long", qlen);
     if (c->router)
-        return query_cluster(c, query, params, params_len, timeout_ms, out);
-    int rc = client_check_blocking(c, "agate_query");
+        return query_cluster(c, query, params, params_len, timeout_ms, explain, out);
+    int rc = client_check_blocking(c, explain ? "agate_query_explain" : "agate_query");
     if (!rc)
         rc = check_params(c, params, params_len);
     if (rc)
@@ -170,14 +176,18 @@ int agate_query(agate_client *c, const char *query, const void *params, size_t p
     client_call call;
     client_req rq;
     client_call_init(&call, ok_query, out);
-    rc = client_req_begin(c, &rq, OP_QUERY, timeout_ms < 0 ? 2 : 3, client_call_done, NULL, &call,
-                          0);
+    bool options = timeout_ms >= 0 || explain;
+    rc = client_req_begin(c, &rq, OP_QUERY, options ? 3 : 2, client_call_done, NULL, &call, 0);
     if (rc)
         return rc;
     int e = mpw_str(&rq.pk, query, qlen);
     e |= params ? mpw_raw(&rq.pk, params, params_len) : msgpack_pack_array(&rq.pk, 0);
+    if (options)
+        e |= msgpack_pack_map(&rq.pk, (timeout_ms >= 0) + explain);
     if (timeout_ms >= 0)
-        e |= msgpack_pack_map(&rq.pk, 1) | mpw_kv_uint(&rq.pk, "timeout_ms", (uint64_t)timeout_ms);
+        e |= mpw_kv_uint(&rq.pk, "timeout_ms", (uint64_t)timeout_ms);
+    if (explain)
+        e |= mpw_kv_bool(&rq.pk, "explain", true);
     rc = client_call_end(c, &call, &rq, e);
     if (rc)
         return rc;
@@ -189,4 +199,15 @@ int agate_query(agate_client *c, const char *query, const void *params, size_t p
     if (rc)
         agate_buf_free(out);
     return rc;
+}
+
+int agate_query(agate_client *c, const char *query, const void *params, size_t params_len,
+                int timeout_ms, agate_buf *out)
+{
+    return query_run(c, query, params, params_len, timeout_ms, false, out);
+}
+
+int agate_query_explain(agate_client *c, const char *query, agate_buf *out)
+{
+    return query_run(c, query, NULL, 0, -1, true, out);
 }

@@ -20,6 +20,7 @@
 #include "common/proto.h"
 #include "region/qast.h"
 #include "region/qexec.h"
+#include "region/qplan.h"
 #include "server/command.h"
 #include "server/handlers.h"
 #include "server/query_local.h"
@@ -57,10 +58,11 @@ int query_decode_params(const uint8_t *raw, size_t len, qvalue *params, uint32_t
     return 0;
 }
 
-/* The options map: {"timeout_ms": uint} (0: no limit). */
-static int read_options(req_ctx *x, int64_t *timeout_ms)
+/* The options map: {"timeout_ms": uint (0: no limit), "explain": bool}. */
+static int read_options(req_ctx *x, int64_t *timeout_ms, bool *explain)
 {
     *timeout_ms = QUERY_DEFAULT_TIMEOUT_MS;
+    *explain = false;
     if (x->req->argc < 3)
         return 0;
     mp_cursor c;
@@ -78,7 +80,9 @@ static int read_options(req_ctx *x, int64_t *timeout_ms)
             *timeout_ms = (int64_t)v;
             continue;
         }
-        reply_error(x, ST_BAD_ARGUMENT, "QUERY: unknown or invalid option '%.*s' (known: timeout_ms)",
+        if (kn == 7 && !memcmp(k, "explain", 7) && mp_read_bool(&c, explain) == 0)
+            continue;
+        reply_error(x, ST_BAD_ARGUMENT, "QUERY: unknown or invalid option '%.*s' (known: timeout_ms, explain)",
                     (int)(kn > 64 ? 64 : kn), (const char *)k);
         return -1;
     }
@@ -115,7 +119,7 @@ int query_read_args(req_ctx *x, query_args *a)
             return -1;
         }
     }
-    return read_options(x, &a->timeout_ms);
+    return read_options(x, &a->timeout_ms, &a->explain);
 }
 
 /* ---- scanning this member's part ---- */
@@ -292,6 +296,56 @@ static void run_local(req_ctx *x, region_t *r, const query_t *q, const query_arg
     qexec_free(ex);
 }
 
+/* The plan's lines, collected for the reply. */
+typedef struct plan_lines {
+    char **v;
+    size_t n;
+    bool failed;
+} plan_lines;
+
+static void collect_line(void *arg, const char *line)
+{
+    plan_lines *pl = arg;
+    char **v = realloc(pl->v, (pl->n + 1) * sizeof(*v));
+    char *s = strdup(line);
+    if (!v || !s) {
+        free(s);
+        if (v)
+            pl->v = v;
+        pl->failed = true;
+        return;
+    }
+    pl->v = v;
+    pl->v[pl->n++] = s;
+}
+
+/* EXPLAIN: the plan as rows of one column "plan", shaped like a result. */
+static void reply_plan(req_ctx *x, const query_t *q, bool clustered, int64_t t0)
+{
+    plan_lines pl = {0};
+    if (qplan_describe(q, clustered, collect_line, &pl) || pl.failed) {
+        reply_error(x, ST_NO_MEMORY, "QUERY: out of memory");
+    } else {
+        reply_head(x, ST_OK, 3);
+        msgpack_pack_array(&x->pk, 1);
+        mpw_cstr(&x->pk, "plan");
+        msgpack_pack_array(&x->pk, (uint32_t)pl.n);
+        for (size_t i = 0; i < pl.n; i++) {
+            msgpack_pack_array(&x->pk, 1);
+            mpw_cstr(&x->pk, pl.v[i]);
+        }
+        msgpack_pack_map(&x->pk, 4);
+        mpw_kv_uint(&x->pk, "matched", 0);
+        mpw_kv_uint(&x->pk, "rows", pl.n);
+        mpw_kv_uint(&x->pk, "scanned", 0);
+        mpw_kv_uint(&x->pk, "elapsed_us", (uint64_t)(query_now_us() - t0));
+        reply_done(x);
+    }
+    for (size_t i = 0; i < pl.n; i++)
+        free(pl.v[i]);
+    free(pl.v);
+}
+
 void handle_query(req_ctx *x)
 {
     int64_t t0 = query_now_us();
@@ -302,7 +356,9 @@ void handle_query(req_ctx *x)
     if (!q)
         return;
     region_t *r = find_region(x, q);
-    if (r && region_clustered(r))
+    if (r && a.explain)
+        reply_plan(x, q, region_clustered(r), t0);
+    else if (r && region_clustered(r))
         query_coordinate(x, r, &a, t0);
     else if (r)
         run_local(x, r, q, &a, t0);

@@ -26,6 +26,7 @@ typedef struct query_args {
     qvalue params[QUERY_MAX_PARAMS];
     uint32_t nparams;
     int64_t timeout_ms; /* 0: none */
+    bool explain;       /* only describe the plan */
 } query_args;
 
 /* Why a query failed: a status and its message. */

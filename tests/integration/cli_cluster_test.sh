@@ -261,6 +261,8 @@ run 0 "size after the rebalance" -- A size "$LOC" --region=orders
 check "501 entries" grep -qx "501" "$W/out"
 run 0 "query over the cluster --json" -- A query "$LOC" --query="SELECT COUNT(*) AS n FROM /orders" --json
 check "the query counts every member's part" py_true 'j == [{"n": 501}]'
+run 0 "query --explain over the cluster" -- A query "$LOC" --explain --query="SELECT COUNT(*) FROM /orders"
+check "the plan scatters to the members" out_has "scatter: every member reads the buckets it is primary for"
 run 0 "get after the rebalance" -- A get "$LOC" --region=orders --key=k0499
 check "value" out_has '"v499"'
 run 0 "list members (text)" -- A list members "$LOC"

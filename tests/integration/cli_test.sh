@@ -298,6 +298,9 @@ check "query: one row" grep -Eq '^1 row \(1 matched, scanned 20 entries in ' "$W
 run 0 "query: GROUP BY with COUNT" -- A query "$SRV" --query='SELECT status, COUNT(*) AS n FROM /q GROUP BY status ORDER BY status'
 check "query: strings are quoted as by get" grep -Eq '^"paid" +7$' "$W/out"
 check "query: three groups" out_has '^3 rows (20 matched'
+run 0 "query --explain" -- A query "$SRV" --explain --query='SELECT o.id FROM /q o WHERE o.total > 50 ORDER BY o.total DESC LIMIT 3'
+check "explain: the scan, filter and top-n steps" bash -c "grep -q '1. scan: every entry of /q' '$W/out' && grep -q 'filter: o.total > 50' '$W/out' && grep -q 'only the best rows up to the limit' '$W/out'"
+check "explain: nothing is run" bash -c "! grep -q 'rows (' '$W/out'"
 run 0 "query: GROUP BY --json" -- A query "$SRV" --query='SELECT status, COUNT(*) AS n, SUM(id) AS s FROM /q GROUP BY status ORDER BY status' --json
 check "query --json: row objects" py_true 'j == [{"status": "open", "n": 6, "s": 63}, {"status": "paid", "n": 7, "s": 70}, {"status": "shipped", "n": 7, "s": 77}]'
 run 0 "query: \$1 and \$2 from --param" -- A query "$SRV" --query='SELECT o.id AS id FROM /q o WHERE o.status = $1 AND o.total < $2 ORDER BY o.id' --param='"paid"' --param=30 --json

@@ -174,6 +174,7 @@ static const cli_opt query_opts[] = {
     {"query", OPT_STR, true, "TEXT", "the query, e.g. 'SELECT * FROM /orders WHERE total > $1'", NULL, 0, 0},
     {"param", OPT_LIST, false, "JSON", "the value of $1, then $2, ... as JSON; repeat for each", NULL, 0, 0},
     {"timeout", OPT_INT, false, "MS", "how long the server may work on it; 0: no limit (default 30000)", NULL, 0, 2147483647},
+    {"explain", OPT_BOOL, false, NULL, "show how the query would run (the plan) instead of running it", NULL, 0, 0},
     END_OPTS,
 };
 

@@ -315,6 +315,24 @@ static int print_json(const query_result *r)
     return json_doc_print(&d);
 }
 
+/* --explain: the plan's steps, one per line, numbered. */
+static int print_plan(const query_result *r)
+{
+    mp_cursor c = r->rows;
+    printf("Plan:\n");
+    for (uint32_t i = 0; i < r->nrows; i++) {
+        uint32_t n;
+        const uint8_t *s;
+        uint32_t len;
+        if (mp_read_array(&c, &n) || n != 1 || mp_read_str(&c, &s, &len)) {
+            cli_err("the server's plan is malformed");
+            return EXIT_ERR;
+        }
+        printf("  %" PRIu32 ". %.*s\n", i + 1, (int)len, (const char *)s);
+    }
+    return EXIT_OK;
+}
+
 /* ---- the command ---------------------------------------------------------- */
 
 /* query: runs --query with the --param values as $1, $2, ... and prints
@@ -336,7 +354,9 @@ int cmd_query(cli_ctx *ctx, const cli_args *a)
         return EXIT_ERR;
     }
     agate_buf out = {0};
-    int rc = agate_query(c, text, params.data, params.len, timeout, &out);
+    bool explain = cli_flag(a, "explain");
+    int rc = explain ? agate_query_explain(c, text, &out)
+                     : agate_query(c, text, params.data, params.len, timeout, &out);
     buf_free(&params);
     if (rc < 0) {
         ret = query_failed(c, rc, text);
@@ -347,7 +367,7 @@ int cmd_query(cli_ctx *ctx, const cli_args *a)
     query_result r;
     ret = result_read(&out, &r);
     if (ret == EXIT_OK) {
-        ret = a->json ? print_json(&r) : print_table(&r);
+        ret = a->json ? print_json(&r) : explain ? print_plan(&r) : print_table(&r);
         result_free(&r);
     }
     agate_buf_free(&out);

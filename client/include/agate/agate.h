@@ -261,11 +261,17 @@ void agate_page_free(agate_page *page);
  * evaluate (agate_errmsg: "BAD_ARGUMENT: query: at N: ...", N the byte
  * offset in the query text), AGATE_EUNKNOWN_REGION, AGATE_ETOO_LARGE when
  * the result does not fit in one reply (add a LIMIT), AGATE_EUNAVAILABLE
- * when the server's time limit ran out. On a client routing over a cluster
- * (agate_is_cluster) queries are not implemented yet: AGATE_EINVAL, with
- * nothing sent. */
+ * when the server's time limit ran out (or, on a cluster, after retrying
+ * while buckets kept moving). On a client routing over a cluster
+ * (agate_is_cluster) the query goes to one member, which gathers every
+ * member's part (docs/query.md); UNAVAILABLE is retried until the request
+ * timeout. */
 int agate_query(agate_client *c, const char *query, const void *params, size_t params_len,
                 int timeout_ms, agate_buf *out);
+/* How the server would run query, without running it: *out as for
+ * agate_query, with one column "plan" and one row per step (docs/query.md,
+ * "Plans"). Parse errors and unknown regions fail as for agate_query. */
+int agate_query_explain(agate_client *c, const char *query, agate_buf *out);
 
 /* ---- Clusters ----------------------------------------------------------
  * agate_connect_locator connects through locators ("host[port]" or
