@@ -305,8 +305,14 @@ void query_coordinate(req_ctx *x, region_t *r, const query_args *a, int64_t t0)
     co->covered = calloc(1, (co->nbuckets + 7) / 8);
     if (!co->covered)
         note_fail(co, ST_NO_MEMORY, "QUERY: out of memory");
-    if (!co->fail.status && coord_init(co, a) == 0 && coord_local(co, r) == 0)
+    /* the parts are requested first; they still go out only once this
+     * worker's loop runs again, after the local scan (docs/query.md:
+     * member parts run one after the other for now) */
+    if (!co->fail.status && coord_init(co, a) == 0) {
         coord_scatter(co);
+        if (!co->fail.status)
+            coord_local(co, r);
+    }
     if (co->pending == 0) { /* nothing to wait for (one member, or a failure) */
         reply(co, x);
         coord_free(co);

@@ -18,6 +18,22 @@
 
 typedef enum bench_op { BENCH_PUT, BENCH_GET } bench_op;
 
+/* The query tests (query.c). */
+typedef enum bench_qtest {
+    QT_POINTGET, /* agate_get of the key a point query finds: the floor */
+    QT_POINT,    /* SELECT * ... WHERE id = $1 */
+    QT_RANGE,    /* SELECT id, total ... WHERE total >= $1 AND total < $2 */
+    QT_SCAN,     /* SELECT status, COUNT(*), SUM(total) ... GROUP BY status */
+    QT_CUSTOM,   /* --query */
+} bench_qtest;
+
+#define BENCH_QUERY_ENTRIES 1000000 /* orders loaded for query tests without -r */
+#define BENCH_QUERY_DURATION 10.0   /* seconds per query test without -n or --duration */
+#define BENCH_NSTATUS 5
+#define BENCH_TOTAL_CENTS 100000    /* an order's total: 0.00 .. 999.99 */
+#define BENCH_RANGE_CENTS 100       /* the range query's window: 1.00, ~0.1% of the orders */
+#define BENCH_MAX_PARAMS 64
+
 typedef struct bench_config {
     const char *host;
     int port;
@@ -33,7 +49,18 @@ typedef struct bench_config {
     bool test_get;
     bool quiet;        /* -q */
     bool csv;          /* --csv */
-    bool no_prefill;   /* --no-prefill: get alone does not fill the key space */
+    bool no_prefill;   /* --no-prefill: get alone does not fill the key space, query
+                          tests do not load the orders */
+    /* query tests: -t point,range,scan,pointget (query = the first three), --query */
+    bool test_point;
+    bool test_range;
+    bool test_scan;
+    bool test_pointget;
+    const char *query;                     /* --query */
+    const char *params[BENCH_MAX_PARAMS];  /* --param, JSON */
+    int nparams;
+    double duration;                       /* --duration (s); 0: none */
+    bool requests_given;                   /* -n was given */
     int threads;       /* --threads */
     const char *region;
     int timeout_ms;    /* a test fails when no reply arrives for this long */
@@ -89,7 +116,33 @@ typedef struct bench_result {
     hist h;
 } bench_result;
 
+/* Result of one query test. */
+typedef struct bench_qresult {
+    bench_qtest test;
+    uint64_t queries;
+    double seconds;
+    uint64_t rows, matched, scanned, elapsed_us; /* sums of the replies' stats */
+    hist h;                                      /* last: see run_test */
+} bench_qresult;
+
 uint64_t bench_now_ns(void);
+
+/* main.c: opens a client on cfg's server or cluster into *out (which may
+ * be set even on failure, for agate_errmsg; free it with
+ * agate_client_free). Returns 0 or a negative AGATE_E* code. */
+int bench_open(const bench_config *cfg, const char *servers, agate_client **out);
+/* main.c: the "Latency by percentile distribution" block. */
+void bench_print_percentiles(const hist *h);
+
+/* query.c: loads orders 0..cfg->keyspace-1 (keys key:%012d) over its own
+ * connections; *seconds gets the time taken. Returns 0 or -1 after saying
+ * why on stderr. */
+int bench_load_orders(const bench_config *cfg, const char *servers, double *seconds);
+/* query.c: loads the orders (unless --no-prefill), runs the query tests
+ * over conns (a thread each) and prints the report. Returns the exit
+ * status. */
+int bench_query_run(const bench_config *cfg, bench_conn *conns, size_t nconns,
+                    const char *servers, const char *region_desc, const char *target_desc);
 
 /* Runs one test (op, n requests) over conns with cfg->threads threads.
  * Fills *res (res->h is overwritten). Returns 0, or -1 after printing why

@@ -2,7 +2,8 @@
  *
  * The options and the three output formats (readable, -q, --csv) follow
  * redis-benchmark 7 so that the two can be run side by side with the same
- * flags and their output read by the same script. */
+ * flags and their output read by the same script. The query tests
+ * (-t point,range,scan,pointget, --query) are in query.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@ static void usage(FILE *f)
             "                   [-r <keyspacelen>] [-t <tests>] [-q] [--csv]\n"
             "                   [--threads <num>] [--region <name>] [--no-prefill]\n"
             "                   [--timeout <ms>]\n"
+            "       agate-bench ... -t point,range,scan,pointget | -t query\n"
+            "                   [--query <text> [--param <json>]...] [--duration <s>]\n"
             "\n"
             " -h <hostname>      Server hostname (default 127.0.0.1)\n"
             " -p <port>          Server port (default %d)\n"
@@ -39,17 +42,43 @@ static void usage(FILE *f)
             "                    each connection sends numreq requests, waits for their\n"
             "                    replies, then sends the next numreq\n"
             " -t <tests>         Comma-separated tests: put (alias set), get. They run in\n"
-            "                    that order; get alone first fills the key space (untimed)\n"
+            "                    that order; get alone first fills the key space (untimed).\n"
+            "                    Or query tests, over orders {id, status, total,\n"
+            "                    customer:{city}} loaded first (untimed) under key:%%012d:\n"
+            "                      pointget  agate_get of the key of a random id (the floor\n"
+            "                                of a point query)\n"
+            "                      point     SELECT * ... WHERE id = $1, a random id\n"
+            "                      range     SELECT id, total ... WHERE total >= $1 AND\n"
+            "                                total < $2, a random ~0.1%% window\n"
+            "                      scan      SELECT status, COUNT(*), SUM(total) ... GROUP BY\n"
+            "                                status\n"
+            "                      query     point,range,scan\n"
+            "                    They run in the order pointget, point, range, scan, each\n"
+            "                    connection in its own thread with one query in flight\n"
+            "                    (agate_query is synchronous); not with put or get.\n"
+            "                    With query tests -r is the number of orders (default\n"
+            "                    %d), -c defaults to 1, -n to no limit (see\n"
+            "                    --duration); -P, -d and --threads do not apply\n"
+            " --query <text>     Also run this query (test QUERY; alone without -t), with\n"
+            "                    the same parameters every time\n"
+            " --param <json>     Value of the next $n of --query, as JSON (repeatable):\n"
+            "                    42, 1.5, '\"paid\"'\n"
+            " --duration <s>     Query tests: run each for this many seconds (default %.0f\n"
+            "                    without -n; with -n, whichever ends first)\n"
             " -q                 Quiet: one line per test\n"
-            " --csv              Output in CSV format (the columns of redis-benchmark --csv)\n"
+            " --csv              Output in CSV format (the columns of redis-benchmark --csv;\n"
+            "                    query tests add theirs after them)\n"
             " --threads <num>    Client threads (default 1)\n"
             " --region <name>    Region to use (default bench): an existing region of any\n"
             "                    type is used as it is; an absent one is created as\n"
             "                    PARTITION\n"
-            " --no-prefill       With -t get alone, do not fill the key space first\n"
-            " --timeout <ms>     Fail when no reply arrives for this long (default 10000)\n"
+            " --no-prefill       With -t get alone, do not fill the key space first; with\n"
+            "                    query tests, do not load the orders (use what the region\n"
+            "                    holds)\n"
+            " --timeout <ms>     Fail when no reply arrives for this long (default 10000);\n"
+            "                    also each query's time limit on the server\n"
             " --help             This help\n",
-            BENCH_DEFAULT_PORT);
+            BENCH_DEFAULT_PORT, BENCH_QUERY_ENTRIES, BENCH_QUERY_DURATION);
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -70,31 +99,59 @@ static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
     return 0;
 }
 
+static bool word_is(const char *p, size_t n, const char *w)
+{
+    return n == strlen(w) && !strncasecmp(p, w, n);
+}
+
 static int parse_tests(bench_config *cfg, const char *list)
 {
     cfg->test_put = cfg->test_get = false;
+    cfg->test_point = cfg->test_range = cfg->test_scan = cfg->test_pointget = false;
     const char *p = list;
     while (*p) {
         const char *e = strchr(p, ',');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        if ((n == 3 && !strncasecmp(p, "put", 3)) || (n == 3 && !strncasecmp(p, "set", 3)))
+        if (word_is(p, n, "put") || word_is(p, n, "set"))
             cfg->test_put = true;
-        else if (n == 3 && !strncasecmp(p, "get", 3))
+        else if (word_is(p, n, "get"))
             cfg->test_get = true;
+        else if (word_is(p, n, "point"))
+            cfg->test_point = true;
+        else if (word_is(p, n, "range"))
+            cfg->test_range = true;
+        else if (word_is(p, n, "scan"))
+            cfg->test_scan = true;
+        else if (word_is(p, n, "pointget"))
+            cfg->test_pointget = true;
+        else if (word_is(p, n, "query"))
+            cfg->test_point = cfg->test_range = cfg->test_scan = true;
         else if (n > 0) {
-            fprintf(stderr, "agate-bench: unknown test '%.*s' (known: put, set, get)\n", (int)n,
-                    p);
+            fprintf(stderr, "agate-bench: unknown test '%.*s' (known: put, set, get, point, "
+                            "range, scan, pointget, query)\n", (int)n, p);
             return -1;
         }
         p += n;
         if (*p == ',')
             p++;
     }
-    if (!cfg->test_put && !cfg->test_get) {
+    bool q = cfg->test_point || cfg->test_range || cfg->test_scan || cfg->test_pointget;
+    if (!cfg->test_put && !cfg->test_get && !q) {
         fprintf(stderr, "agate-bench: -t names no test\n");
         return -1;
     }
+    if (q && (cfg->test_put || cfg->test_get)) {
+        fprintf(stderr, "agate-bench: query tests (point, range, scan, pointget) and put/get "
+                        "cannot run in the same command\n");
+        return -1;
+    }
     return 0;
+}
+
+static bool query_mode(const bench_config *cfg)
+{
+    return cfg->test_point || cfg->test_range || cfg->test_scan || cfg->test_pointget ||
+           cfg->query;
 }
 
 /* Checks one locator of n bytes at s: "HOST[PORT]" or "HOST:PORT" (as the
@@ -168,6 +225,8 @@ static int check_locators(const char *list)
 static int parse_args(int argc, char **argv, bench_config *cfg)
 {
     bool server_given = false; /* -h or -p */
+    bool tests_given = false, clients_given = false, keyspace_given = false;
+    bool pipeline_given = false, data_given = false, threads_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -203,30 +262,61 @@ static int parse_args(int argc, char **argv, bench_config *cfg)
             if (parse_u64(a, v, 1, 100000, &n))
                 return -1;
             cfg->clients = (int)n;
+            clients_given = true;
         } else if (!strcmp(a, "-n")) {
             NEED_ARG();
             if (parse_u64(a, v, 1, UINT64_MAX / 2, &n))
                 return -1;
             cfg->requests = n;
+            cfg->requests_given = true;
         } else if (!strcmp(a, "-P")) {
             NEED_ARG();
             if (parse_u64(a, v, 1, 1000000, &n))
                 return -1;
             cfg->pipeline = (int)n;
+            pipeline_given = true;
         } else if (!strcmp(a, "-d")) {
             NEED_ARG();
             if (parse_u64(a, v, 0, 1u << 30, &n))
                 return -1;
             cfg->data_size = (size_t)n;
+            data_given = true;
         } else if (!strcmp(a, "-r")) {
             NEED_ARG();
             if (parse_u64(a, v, 1, 1000000000000ULL, &n))
                 return -1;
             cfg->keyspace = n;
+            keyspace_given = true;
         } else if (!strcmp(a, "-t")) {
             NEED_ARG();
             if (parse_tests(cfg, v))
                 return -1;
+            tests_given = true;
+        } else if (!strcmp(a, "--query")) {
+            NEED_ARG();
+            if (!*v) {
+                fprintf(stderr, "agate-bench: --query needs the text of a query\n");
+                return -1;
+            }
+            cfg->query = v;
+        } else if (!strcmp(a, "--param")) {
+            NEED_ARG();
+            if (cfg->nparams == BENCH_MAX_PARAMS) {
+                fprintf(stderr, "agate-bench: at most %d --param\n", BENCH_MAX_PARAMS);
+                return -1;
+            }
+            cfg->params[cfg->nparams++] = v;
+        } else if (!strcmp(a, "--duration")) {
+            NEED_ARG();
+            char *end;
+            errno = 0;
+            double d = strtod(v, &end);
+            if (errno || end == v || *end || !(d > 0) || d > 86400) {
+                fprintf(stderr, "agate-bench: bad value for --duration: '%s' (seconds, more "
+                                "than 0, at most 86400)\n", v);
+                return -1;
+            }
+            cfg->duration = d;
         } else if (!strcmp(a, "--no-prefill")) {
             cfg->no_prefill = true;
         } else if (!strcmp(a, "-q")) {
@@ -238,6 +328,7 @@ static int parse_args(int argc, char **argv, bench_config *cfg)
             if (parse_u64(a, v, 1, 256, &n))
                 return -1;
             cfg->threads = (int)n;
+            threads_given = true;
         } else if (!strcmp(a, "--region")) {
             NEED_ARG();
             cfg->region = v;
@@ -260,6 +351,37 @@ static int parse_args(int argc, char **argv, bench_config *cfg)
         fprintf(stderr, "agate-bench: give a server (-h, -p) or a cluster (--locator), not both\n");
         return -1;
     }
+    if (cfg->query && !tests_given)
+        cfg->test_put = cfg->test_get = false; /* --query alone */
+    if (cfg->query && (cfg->test_put || cfg->test_get)) {
+        fprintf(stderr, "agate-bench: --query and put/get tests cannot run in the same "
+                        "command\n");
+        return -1;
+    }
+    if (cfg->nparams && !cfg->query) {
+        fprintf(stderr, "agate-bench: --param gives the values of --query's $1, $2, ...; "
+                        "there is no --query\n");
+        return -1;
+    }
+    if (!query_mode(cfg)) {
+        if (cfg->duration > 0) {
+            fprintf(stderr, "agate-bench: --duration applies to query tests only\n");
+            return -1;
+        }
+        return 0;
+    }
+    if (pipeline_given || data_given || threads_given) {
+        fprintf(stderr, "agate-bench: %s does not apply to query tests (each connection has "
+                        "its own thread and one query in flight; the values are the orders)\n",
+                pipeline_given ? "-P" : data_given ? "-d" : "--threads");
+        return -1;
+    }
+    if (!clients_given)
+        cfg->clients = 1;
+    if (!keyspace_given)
+        cfg->keyspace = BENCH_QUERY_ENTRIES;
+    if (!cfg->requests_given && cfg->duration <= 0)
+        cfg->duration = BENCH_QUERY_DURATION;
     return 0;
 }
 
@@ -319,6 +441,27 @@ static void print_quiet(const bench_result *r)
            ms(hist_percentile(&r->h, 50)));
 }
 
+void bench_print_percentiles(const hist *h)
+{
+    printf("Latency by percentile distribution:\n");
+    printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", 0.0, ms(h->min),
+           hist_count_le(h, h->min));
+    double gap = 50.0;
+    for (int k = 1; k < 30; k++) {
+        double p = 100.0 - gap;
+        gap /= 2;
+        uint64_t v = hist_percentile(h, p);
+        uint64_t c = hist_count_le(h, v);
+        if (c > h->count)
+            c = h->count;
+        printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", p, ms(v), c);
+        if (c >= h->count)
+            break;
+    }
+    printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", 100.0, ms(h->max),
+           h->count);
+}
+
 static void print_full(const bench_config *cfg, const bench_result *r)
 {
     const hist *h = &r->h;
@@ -346,23 +489,7 @@ static void print_full(const bench_config *cfg, const bench_result *r)
         return;
     }
 
-    printf("Latency by percentile distribution:\n");
-    printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", 0.0, ms(h->min),
-           hist_count_le(h, h->min));
-    double gap = 50.0;
-    for (int k = 1; k < 30; k++) {
-        double p = 100.0 - gap;
-        gap /= 2;
-        uint64_t v = hist_percentile(h, p);
-        uint64_t c = hist_count_le(h, v);
-        if (c > h->count)
-            c = h->count;
-        printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", p, ms(v), c);
-        if (c >= h->count)
-            break;
-    }
-    printf("%.3f%% <= %.3f milliseconds (cumulative count %" PRIu64 ")\n", 100.0, ms(h->max),
-           h->count);
+    bench_print_percentiles(h);
 
     printf("\nCumulative distribution of latencies:\n");
     uint64_t prev = 0;
@@ -385,6 +512,18 @@ static void print_full(const bench_config *cfg, const bench_result *r)
            ms(hist_percentile(h, 50)), ms(hist_percentile(h, 95)), ms(hist_percentile(h, 99)),
            ms(h->max));
     printf("\n");
+}
+
+int bench_open(const bench_config *cfg, const char *servers, agate_client **out)
+{
+    agate_options opts;
+    agate_options_init(&opts);
+    opts.client_name = "agate-bench";
+    opts.request_timeout_ms = cfg->timeout_ms;
+    *out = agate_client_new(&opts);
+    if (!*out)
+        return AGATE_ENOMEM;
+    return cfg->locator ? agate_connect_locator(*out, cfg->locator) : agate_connect(*out, servers);
 }
 
 static void close_all(bench_conn *conns, size_t n)
@@ -427,20 +566,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "agate-bench: out of memory\n");
         return 1;
     }
-    agate_options opts;
-    agate_options_init(&opts);
-    opts.client_name = "agate-bench";
-    opts.request_timeout_ms = cfg.timeout_ms;
     for (int i = 0; i < cfg.clients; i++) {
-        conns[i].cl = agate_client_new(&opts);
+        int rc = bench_open(&cfg, servers, &conns[i].cl);
         if (!conns[i].cl) {
             fprintf(stderr, "agate-bench: out of memory\n");
             close_all(conns, (size_t)cfg.clients);
             free(value);
             return 1;
         }
-        int rc = cfg.locator ? agate_connect_locator(conns[i].cl, cfg.locator)
-                             : agate_connect(conns[i].cl, servers);
         if (rc < 0) {
             fprintf(stderr, "agate-bench: cannot connect to %s%s: %s\n",
                     cfg.locator ? "locator " : "", cfg.locator ? cfg.locator : servers,
@@ -491,6 +624,14 @@ int main(int argc, char **argv)
             free(value);
             return 1;
         }
+    }
+
+    if (query_mode(&cfg)) {
+        int qs = bench_query_run(&cfg, conns, (size_t)cfg.clients, servers, region_desc,
+                                 target_desc);
+        close_all(conns, (size_t)cfg.clients);
+        free(value);
+        return qs;
     }
 
     bench_result *res = malloc(sizeof(*res)); /* the histogram is ~36 KiB */
