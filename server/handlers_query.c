@@ -346,16 +346,26 @@ static void reply_plan(req_ctx *x, const query_t *q, bool clustered, int64_t t0)
     free(pl.v);
 }
 
+/* What both handlers start with: the arguments, the parsed query and its
+ * region (*r NULL after replying UNKNOWN_REGION). NULL after replying an
+ * error. */
+static query_t *begin(req_ctx *x, query_args *a, region_t **r)
+{
+    if (query_read_args(x, a))
+        return NULL;
+    query_t *q = parse(x, a);
+    *r = q ? find_region(x, q) : NULL;
+    return q;
+}
+
 void handle_query(req_ctx *x)
 {
     int64_t t0 = query_now_us();
     query_args a;
-    if (query_read_args(x, &a))
-        return;
-    query_t *q = parse(x, &a);
+    region_t *r;
+    query_t *q = begin(x, &a, &r);
     if (!q)
         return;
-    region_t *r = find_region(x, q);
     if (r && a.explain)
         reply_plan(x, q, region_clustered(r), t0);
     else if (r && region_clustered(r))
@@ -414,12 +424,10 @@ void handle_query_part(req_ctx *x)
 {
     int64_t t0 = query_now_us();
     query_args a;
-    if (query_read_args(x, &a))
-        return;
-    query_t *q = parse(x, &a);
+    region_t *r;
+    query_t *q = begin(x, &a, &r);
     if (!q)
         return;
-    region_t *r = find_region(x, q);
     if (r) {
         qexec *ex = NULL;
         qerror err;
