@@ -1590,7 +1590,7 @@ END_TEST
 /* From CLUSTER_STATUS: the REP_REGION's buckets below redundancy (a
  * REPLICATE region wants a ready copy of every bucket on every member) and
  * the number of members in the view. */
-static int rep_status(agate_client *c, uint64_t *below, int *members)
+static int region_status(agate_client *c, const char *region, uint64_t *below, int *members)
 {
     agate_buf b = {0};
     *below = UINT64_MAX;
@@ -1602,7 +1602,7 @@ static int rep_status(agate_client *c, uint64_t *below, int *members)
     if (msgpack_unpack_next(&u, (const char *)b.data, b.len, NULL) == MSGPACK_UNPACK_SUCCESS) {
         const msgpack_object *rs = tw_map_get(&u.data, "regions");
         for (uint32_t i = 0; rs && rs->type == MSGPACK_OBJECT_ARRAY && i < rs->via.array.size; i++)
-            if (tw_obj_is_str(tw_map_get(&rs->via.array.ptr[i], "name"), REP_REGION))
+            if (tw_obj_is_str(tw_map_get(&rs->via.array.ptr[i], "name"), region))
                 *below = obj_u64(tw_map_get(&rs->via.array.ptr[i], "buckets_below_redundancy"));
         const msgpack_object *ms = tw_map_get(&u.data, "members");
         if (ms && ms->type == MSGPACK_OBJECT_ARRAY)
@@ -1613,18 +1613,20 @@ static int rep_status(agate_client *c, uint64_t *below, int *members)
     return 0;
 }
 
-/* Waits until n members are in the view and each holds a ready copy of
- * every bucket of REP_REGION. */
-static bool rep_full(agate_client *c, int n, int bound_ms)
+/* Waits until n members are in the view and region has every copy it
+ * wants ready (a REPLICATE region: a copy of every bucket on every member). */
+static bool region_full(agate_client *c, const char *region, int n, int bound_ms)
 {
     for (int64_t end = tu_now_ms() + bound_ms; tu_now_ms() < end; tu_sleep_ms(100)) {
         uint64_t below;
         int members;
-        if (rep_status(c, &below, &members) == 0 && below == 0 && members == n)
+        if (region_status(c, region, &below, &members) == 0 && below == 0 && members == n)
             return true;
     }
     return false;
 }
+
+static bool rep_full(agate_client *c, int n, int bound_ms) { return region_full(c, REP_REGION, n, bound_ms); }
 
 static void rep_check_keys(fcluster *cl, agate_client *c, const char *when)
 {
@@ -1846,6 +1848,7 @@ START_TEST(cluster_queries)
     FCHECK(&cl, agate_region_create(c, &cfg) == 0, "region_create: %s", agate_errmsg(c));
     for (int i = 0; i < QROWS; i++)
         qput(&cl, c, i);
+    FCHECK(&cl, region_full(c, QREGION, 2, 20000 * scale()), "%s did not reach full redundancy", QREGION);
     qcheck(&cl, c, "2 members");
     /* a third member and a rebalance, queries all along */
     cl_start_member(&cl, 2);
@@ -1859,6 +1862,15 @@ START_TEST(cluster_queries)
     agate_buf_free(&b);
     for (int i = 0; i < 5; i++)
         qcheck(&cl, c, "during the rebalance");
+    /* the rebalance done and every copy ready: losing a member then loses nothing */
+    for (int64_t end = tu_now_ms() + 30000 * scale(); tu_now_ms() < end; tu_sleep_ms(100)) {
+        get_status(c, &st);
+        bool done = st.has_rebalance && !strcmp(st.reb_state, "done");
+        cstat_free(&st);
+        if (done)
+            break;
+    }
+    FCHECK(&cl, region_full(c, QREGION, 3, 20000 * scale()), "%s did not reach full redundancy", QREGION);
     t = wait_status(c, &st, 20000 * scale(), pred_full, &three);
     cstat_free(&st);
     qcheck(&cl, c, "3 members");
