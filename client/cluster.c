@@ -27,13 +27,7 @@ static int locator_of(agate_client *c, const char *what, agate_client **out)
 {
     if (!c->router)
         return client_err(c, AGATE_EINVAL, "not connected to a cluster");
-    int rc = client_check_blocking(c, what);
-    if (rc)
-        return rc;
-    *out = c->router->admin;
-    if ((*out)->nservers == 0)
-        return client_err(c, AGATE_ECONNECT, "no locator known (the cluster map names none)");
-    return 0;
+    return router_admin(c, what, out);
 }
 
 /* Sends op to the locator with at most one argument: a string (name), or

@@ -145,6 +145,9 @@ int router_pass(agate_client *c, const agate_client *child, int rc);
 /* Errors after which a key operation is retried: REDIRECT, UNAVAILABLE,
  * and a member connection failing (EIO, ECONNECT, ETIMEDOUT). */
 bool router_retryable(int rc);
+/* The locator (admin) connection into *out, or an error (c->errmsg set):
+ * called from a callback (what names the call), or no locator known. */
+int router_admin(agate_client *c, const char *what, agate_client **out);
 /* Errors after which a write may have been applied (no answer came). */
 bool router_answerless(int rc);
 /* Reserves n event sequence numbers; returns the first. */

@@ -486,9 +486,7 @@ int router_scan(agate_client *c, bool values, const char *region, uint64_t curso
 
 /* ---- Through the locator ------------------------------------------------- */
 
-/* The admin connection into *out, or an error (c->errmsg set): called
- * from a callback, or no locator known. */
-static int admin_of(agate_client *c, const char *what, agate_client **out)
+int router_admin(agate_client *c, const char *what, agate_client **out)
 {
     int rc = client_check_blocking(c, what);
     if (rc)
@@ -502,21 +500,21 @@ static int admin_of(agate_client *c, const char *what, agate_client **out)
 int router_ping(agate_client *c)
 {
     agate_client *admin;
-    int rc = admin_of(c, "agate_ping", &admin);
+    int rc = router_admin(c, "agate_ping", &admin);
     return rc ? rc : router_pass(c, admin, agate_ping(admin));
 }
 
 int router_server_info(agate_client *c, agate_buf *out)
 {
     agate_client *admin;
-    int rc = admin_of(c, "agate_server_info", &admin);
+    int rc = router_admin(c, "agate_server_info", &admin);
     return rc ? rc : router_pass(c, admin, agate_server_info(admin, out));
 }
 
 int router_region_create(agate_client *c, const agate_region_config *cfg)
 {
     agate_client *admin;
-    int rc = admin_of(c, "agate_region_create", &admin);
+    int rc = router_admin(c, "agate_region_create", &admin);
     if (!rc)
         rc = router_pass(c, admin, agate_region_create(admin, cfg));
     if (!rc)
@@ -527,7 +525,7 @@ int router_region_create(agate_client *c, const agate_region_config *cfg)
 int router_region_destroy(agate_client *c, const char *name)
 {
     agate_client *admin;
-    int rc = admin_of(c, "agate_region_destroy", &admin);
+    int rc = router_admin(c, "agate_region_destroy", &admin);
     if (!rc)
         rc = router_pass(c, admin, agate_region_destroy(admin, name));
     if (!rc)
@@ -538,13 +536,13 @@ int router_region_destroy(agate_client *c, const char *name)
 int router_region_describe(agate_client *c, const char *name, agate_region_info **out)
 {
     agate_client *admin;
-    int rc = admin_of(c, "agate_region_describe", &admin);
+    int rc = router_admin(c, "agate_region_describe", &admin);
     return rc ? rc : router_pass(c, admin, agate_region_describe(admin, name, out));
 }
 
 int router_region_list(agate_client *c, agate_region_info **out, size_t *n)
 {
     agate_client *admin;
-    int rc = admin_of(c, "agate_region_list", &admin);
+    int rc = router_admin(c, "agate_region_list", &admin);
     return rc ? rc : router_pass(c, admin, agate_region_list(admin, out, n));
 }

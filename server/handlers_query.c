@@ -366,10 +366,12 @@ void handle_query(req_ctx *x)
     query_t *q = begin(x, &a, &r);
     if (!q)
         return;
+    if (r && !a.explain && region_clustered(r)) {
+        query_coordinate(x, r, q, &a, t0); /* takes q */
+        return;
+    }
     if (r && a.explain)
         reply_plan(x, q, region_clustered(r), t0);
-    else if (r && region_clustered(r))
-        query_coordinate(x, r, &a, t0);
     else if (r)
         run_local(x, r, q, &a, t0);
     query_free(q);

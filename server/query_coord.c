@@ -208,10 +208,12 @@ static bool send_part(qcoord *co, const peer_addr *p)
     return true;
 }
 
-/* Copies what outlives the request, parses the copy and prepares the
- * gathering executor. 0, or -1 with co->fail set. */
+/* Copies what outlives the request and prepares the gathering executor.
+ * 0, or -1 with co->fail set. */
 static int coord_init(qcoord *co, const query_args *a)
 {
+    /* co->q (already parsed; the tree owns its strings) is kept: the text
+     * is copied only to be sent to the members */
     static const uint8_t no_params[] = {0x90}; /* an empty array */
     const uint8_t *raw = a->params_raw ? a->params_raw : no_params;
     size_t rawlen = a->params_raw ? a->params_len : 1;
@@ -228,9 +230,7 @@ static int coord_init(qcoord *co, const query_args *a)
     query_decode_params(co->params_raw, co->params_len, co->params, &co->nparams);
     co->timeout_ms = a->timeout_ms;
     qerror err;
-    int rc = query_parse(co->text, co->tlen, &co->q, &err);
-    if (!rc)
-        rc = qexec_new(co->q, co->params, co->nparams, &co->ex, &err);
+    int rc = qexec_new(co->q, co->params, co->nparams, &co->ex, &err);
     if (rc) {
         char why[400];
         snprintf(why, sizeof why, "query: at %u: %s", err.pos, err.msg);
@@ -289,13 +289,15 @@ static void coord_scatter(qcoord *co)
     free(peers);
 }
 
-void query_coordinate(req_ctx *x, region_t *r, const query_args *a, int64_t t0)
+void query_coordinate(req_ctx *x, region_t *r, query_t *q, const query_args *a, int64_t t0)
 {
     qcoord *co = calloc(1, sizeof(*co));
     if (!co) {
+        query_free(q);
         reply_error(x, ST_NO_MEMORY, "QUERY: out of memory");
         return;
     }
+    co->q = q;
     co->conn = x->conn;
     co->req_id = x->req->id;
     co->w = x->w;

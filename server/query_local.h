@@ -54,7 +54,8 @@ void query_reply_result(req_ctx *x, qexec *ex, uint64_t matched, uint64_t scanne
 void query_reply_fail(req_ctx *x, const query_fail *f);
 
 /* A query over a region of a cluster: this member gathers its own part and
- * every other member's (QUERY_PART) and replies when all are in. */
-void query_coordinate(req_ctx *x, region_t *r, const query_args *a, int64_t t0);
+ * every other member's (QUERY_PART) and replies when all are in. Takes q
+ * (the parsed query: it outlives the request until the reply). */
+void query_coordinate(req_ctx *x, region_t *r, query_t *q, const query_args *a, int64_t t0);
 
 #endif
