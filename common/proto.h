@@ -14,7 +14,7 @@
 enum agate_msg_kind {
     MSG_REQUEST = 0,  /* [0, request_id, opcode, args...] */
     MSG_RESPONSE = 1, /* [1, request_id, status, results...] */
-    MSG_PUSH = 2,     /* [2, subscription_id, event_kind, payload...] (reserved) */
+    MSG_PUSH = 2,     /* [2, subscription_id, event_kind, payload...] */
 };
 
 enum agate_opcode {
@@ -35,6 +35,10 @@ enum agate_opcode {
     OP_REGION_DESTROY = 11,
     OP_REGION_LIST = 12,
     OP_REGION_DESCRIBE = 13,
+    /* indexes (docs/query.md "Indexes") */
+    OP_INDEX_CREATE = 16,
+    OP_INDEX_DESTROY = 17,
+    OP_INDEX_LIST = 18,
 
     OP_PUT = 20,
     OP_GET = 21,
@@ -48,6 +52,13 @@ enum agate_opcode {
     OP_ENTRIES = 29,
     OP_CLEAR = 30,
     OP_QUERY = 31, /* docs/query.md */
+    OP_QUERY_NEXT = 32,   /* the next page of a query's cursor */
+    OP_QUERY_CLOSE = 33,  /* drops a cursor */
+    OP_QUERY_CANCEL = 34, /* stops a running QUERY of this connection */
+    /* continuous queries (docs/query.md "Continuous queries") */
+    OP_CQ_OPEN = 35,
+    OP_CQ_CLOSE = 36,
+    OP_CQ_LIST = 37,
 
     /* between members and locators only */
     OP_JOIN = 40,
@@ -68,6 +79,10 @@ enum agate_push_kind {
     PUSH_MAP = 1,     /* [2, 0, 1, cluster_map]: after WATCH_MAP, on every change */
     PUSH_HANDOFF = 2, /* locator -> member: [region, bucket]: stop writes, drain, HANDOFF_DONE */
     PUSH_STOP = 3,    /* locator -> member: shut down */
+    PUSH_CQ_EVENT = 4,    /* [2, cq_id, 4, bucket, seq, op, key, value] */
+    PUSH_CQ_REPLAY = 5,   /* [2, cq_id, 5, bucket, complete_since] */
+    PUSH_CQ_PROGRESS = 6, /* [2, cq_id, 6, [[bucket, seq], ...]] */
+    PUSH_CQ_CLOSED = 7,   /* [2, cq_id, 7, status, message] */
 };
 
 /* Status of a response. 0..9 are outcomes, 10 and up are errors; an error

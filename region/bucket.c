@@ -24,8 +24,11 @@ static inline uint32_t slot_of(const bucket_t *b, uint64_t hash, uint32_t nslots
     return (uint32_t)(x & (nslots - 1));
 }
 
-void bucket_init(bucket_t *b, uint64_t slot_seed)
+void bucket_init(bucket_t *b, uint64_t slot_seed, uint32_t id, const region_observer *obs)
 {
+    b->id = id;
+    b->obs_mask = 0;
+    b->obs = obs;
     b->slot_seed = slot_seed;
     pthread_mutex_init(&b->lock, NULL);
     b->slots = NULL;
@@ -81,6 +84,63 @@ void entry_to_view(const entry_t *e, entry_view *v)
     v->version.member_id = e->member_id;
     v->version.counter = e->counter;
     v->tomb = e->tomb;
+}
+
+void bucket_locked_notify(bucket_t *b, const bucket_change *c)
+{
+    for (unsigned i = 0, m = b->obs_mask; m; i++, m >>= 1)
+        if (m & 1)
+            b->obs[i].on_change(b->obs[i].ctx, b->id, c);
+}
+
+void bucket_locked_each(const bucket_t *b, region_visit_fn fn, void *arg)
+{
+    for (uint32_t i = 0; i < b->nslots; i++)
+        for (const entry_t *e = b->slots[i]; e; e = e->next) {
+            if (e->tomb)
+                continue;
+            entry_view v;
+            entry_to_view(e, &v);
+            if (fn(arg, &v))
+                return;
+        }
+}
+
+/* Tells the observers that key went from old (NULL or a tombstone: absent)
+ * to value (tomb: absent) at version (member_id, counter). */
+static void notify_store(bucket_t *b, const entry_t *old, uint64_t hash, const uint8_t *key,
+                         uint32_t klen, bool key_is_str, const uint8_t *value, uint32_t vlen,
+                         bool tomb, uint32_t member_id, uint64_t counter, uint8_t origin)
+{
+    bool had = old && !old->tomb;
+    if (!had && tomb)
+        return; /* absent before and after */
+    bucket_change c = {
+        .kind = tomb ? BC_REMOVE : BC_PUT, .origin = origin, .hash = hash, .key = key,
+        .klen = klen, .key_is_str = key_is_str, .old_value = had ? entry_value(old) : NULL,
+        .old_vlen = had ? old->vlen : 0, .new_value = tomb ? NULL : value,
+        .new_vlen = tomb ? 0 : vlen, .counter = counter, .member_id = member_id,
+    };
+    bucket_locked_notify(b, &c);
+}
+
+/* A live entry removed as part of a clear (or by a plain remove). */
+static void notify_remove(bucket_t *b, const entry_t *e, bool in_clear, uint64_t counter,
+                          uint32_t member_id)
+{
+    bucket_change c = {
+        .kind = BC_REMOVE, .origin = BC_ORIGIN_WRITE, .in_clear = in_clear, .hash = e->hash,
+        .key = entry_key(e), .klen = e->klen, .key_is_str = e->key_is_str,
+        .old_value = entry_value(e), .old_vlen = e->vlen, .counter = counter,
+        .member_id = member_id,
+    };
+    bucket_locked_notify(b, &c);
+}
+
+static void notify_kind(bucket_t *b, uint8_t kind, uint64_t counter)
+{
+    bucket_change c = {.kind = kind, .origin = BC_ORIGIN_WRITE, .counter = counter};
+    bucket_locked_notify(b, &c);
 }
 
 /* Doubles the table (or creates it). Growth only, never shrinking: region
@@ -162,12 +222,15 @@ static void account(bucket_t *b, const entry_t *e, int sign)
 /* Inserts or replaces the entry for key with the given bytes and version. */
 static int store(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen, bool key_is_str,
                  const uint8_t *value, uint32_t vlen, bool tomb, uint32_t member_id,
-                 uint64_t counter)
+                 uint64_t counter, uint8_t origin)
 {
     entry_t **link = find_link(b, hash, key, klen);
     entry_t *old = link ? *link : NULL;
     if (old && old->vlen == vlen && old->tomb == tomb) {
         /* same size: overwrite in place, no allocator round trip */
+        if (b->obs_mask)
+            notify_store(b, old, hash, key, klen, key_is_str, value, vlen, tomb, member_id,
+                         counter, origin);
         memcpy(old->data + klen, value, vlen);
         old->key_is_str = key_is_str;
         old->member_id = member_id;
@@ -185,6 +248,9 @@ static int store(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen, 
         *link = e;
         account(b, old, -1);
         account(b, e, +1);
+        if (b->obs_mask)
+            notify_store(b, old, hash, key, klen, key_is_str, value, vlen, tomb, member_id,
+                         counter, origin);
         free(old);
         return 0;
     }
@@ -196,6 +262,9 @@ static int store(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen, 
     e->next = b->slots[s];
     b->slots[s] = e;
     account(b, e, +1);
+    if (b->obs_mask)
+        notify_store(b, NULL, hash, key, klen, key_is_str, value, vlen, tomb, member_id, counter,
+                     origin);
     return 0;
 }
 
@@ -203,7 +272,8 @@ int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t k
                       bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
                       entry_version *ver)
 {
-    int rc = store(b, hash, key, klen, key_is_str, value, vlen, false, member_id, b->counter + 1);
+    int rc = store(b, hash, key, klen, key_is_str, value, vlen, false, member_id, b->counter + 1,
+                   BC_ORIGIN_WRITE);
     if (rc)
         return rc;
     b->counter++;
@@ -216,9 +286,9 @@ int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t k
 
 int bucket_locked_put_at(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
                          bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
-                         uint64_t counter)
+                         uint64_t counter, uint8_t origin)
 {
-    int rc = store(b, hash, key, klen, key_is_str, value, vlen, false, member_id, counter);
+    int rc = store(b, hash, key, klen, key_is_str, value, vlen, false, member_id, counter, origin);
     if (!rc && counter > b->counter)
         b->counter = counter;
     return rc;
@@ -232,11 +302,12 @@ static int64_t mono_seconds(void)
 }
 
 int bucket_locked_tombstone(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
-                            bool key_is_str, uint32_t member_id, uint64_t counter)
+                            bool key_is_str, uint32_t member_id, uint64_t counter,
+                            uint8_t origin)
 {
     int64_t when = mono_seconds();
     int rc = store(b, hash, key, klen, key_is_str, (const uint8_t *)&when, sizeof when, true,
-                   member_id, counter);
+                   member_id, counter, origin);
     if (!rc && counter > b->counter)
         b->counter = counter;
     return rc;
@@ -244,7 +315,7 @@ int bucket_locked_tombstone(bucket_t *b, uint64_t hash, const uint8_t *key, uint
 
 /* Unlinks and frees every entry drop() selects; returns how many. */
 static uint32_t remove_where(bucket_t *b, bool (*drop)(const entry_t *e, const void *arg),
-                             const void *arg)
+                             const void *arg, uint64_t counter)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < b->nslots; i++) {
@@ -252,6 +323,8 @@ static uint32_t remove_where(bucket_t *b, bool (*drop)(const entry_t *e, const v
             entry_t *e = *link;
             if (drop(e, arg)) {
                 *link = e->next;
+                if (b->obs_mask && !e->tomb)
+                    notify_remove(b, e, true, counter, 0);
                 account(b, e, -1);
                 free(e);
                 n++;
@@ -274,7 +347,7 @@ static bool tomb_older(const entry_t *e, const void *arg)
 
 uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff)
 {
-    return b->ntomb ? remove_where(b, tomb_older, &cutoff) : 0;
+    return b->ntomb ? remove_where(b, tomb_older, &cutoff, 0) : 0; /* tombstones: no observer */
 }
 
 static bool counter_below(const entry_t *e, const void *arg)
@@ -286,7 +359,9 @@ void bucket_locked_clear_below(bucket_t *b, uint64_t counter)
 {
     if (counter <= b->floor)
         return;
-    remove_where(b, counter_below, &counter); /* newer entries (a reordered later write) stay */
+    remove_where(b, counter_below, &counter, counter); /* newer entries (a reordered later write) stay */
+    if (b->obs_mask)
+        notify_kind(b, BC_CLEAR, counter);
     b->floor = counter;
     if (b->counter < counter)
         b->counter = counter;
@@ -302,17 +377,28 @@ int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_
         return 0;
     *link = e->next;
     b->counter++; /* a removal is a write too: later writes must order after it */
+    if (b->obs_mask)
+        notify_remove(b, e, false, b->counter, 0);
     account(b, e, -1);
     free(e);
     return 1;
 }
 
-uint64_t bucket_locked_clear(bucket_t *b)
+uint64_t bucket_locked_clear(bucket_t *b, bool drop)
 {
     uint64_t n = atomic_load_explicit(&b->count, memory_order_relaxed);
-    free_chains(b);
-    if (n)
+    if (n && !drop)
         b->counter++;
+    if (b->obs_mask && drop) {
+        notify_kind(b, BC_DROP, b->counter);
+    } else if (b->obs_mask && n) {
+        for (uint32_t i = 0; i < b->nslots; i++)
+            for (const entry_t *e = b->slots[i]; e; e = e->next)
+                if (!e->tomb)
+                    notify_remove(b, e, true, b->counter, 0);
+        notify_kind(b, BC_CLEAR, b->counter);
+    }
+    free_chains(b);
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
     atomic_store_explicit(&b->bytes, 0, memory_order_relaxed);
     b->ntomb = 0;

@@ -28,6 +28,44 @@ typedef struct entry {
 
 struct tracker;
 
+/* ---- Change observers ----------------------------------------------------
+ * Indexes and the event journal see every change to a bucket's live
+ * entries, under the bucket's lock, through the region's observers
+ * (region.h, region_observe). */
+enum bucket_change_kind {
+    BC_PUT,    /* key now holds new_value (old_value: what it held, or NULL) */
+    BC_REMOVE, /* key's live entry old_value is gone */
+    BC_CLEAR,  /* after the BC_REMOVEs (in_clear) of a clear: entries below counter went */
+    BC_DROP,   /* the bucket left this member: forget it, it is not a write */
+};
+enum bucket_change_origin {
+    BC_ORIGIN_WRITE, /* a write: local, at the primary, or replicated to a copy */
+    BC_ORIGIN_IMAGE, /* state copied into a new copy of the bucket: not an event */
+};
+typedef struct bucket_change {
+    uint8_t kind;   /* enum bucket_change_kind */
+    uint8_t origin; /* enum bucket_change_origin */
+    bool in_clear;  /* a BC_REMOVE that is part of a clear (a BC_CLEAR follows) */
+    uint64_t hash;
+    const uint8_t *key;
+    uint32_t klen;
+    bool key_is_str;
+    const uint8_t *old_value; /* NULL: the key had no live entry */
+    uint32_t old_vlen;
+    const uint8_t *new_value; /* BC_PUT only */
+    uint32_t new_vlen;
+    uint64_t counter;   /* version counter of the change (the journal's sequence) */
+    uint32_t member_id; /* version member of the change */
+} bucket_change;
+
+#define REGION_MAX_OBSERVERS 4
+
+/* Called under the bucket's lock; must not take other bucket locks. */
+typedef struct region_observer {
+    void (*on_change)(void *ctx, uint32_t bucket, const bucket_change *c);
+    void *ctx;
+} region_observer;
+
 /* Aligned to a cache line so two threads working on neighbouring buckets do
  * not share one. */
 typedef struct bucket {
@@ -50,11 +88,14 @@ typedef struct bucket {
     uint32_t ntomb;     /* tombstones held */
     struct tracker *trk; /* event ids seen (NULL until the first) */
     _Atomic uint32_t inflight; /* writes applied here, not yet acknowledged by copies */
+    uint32_t id;        /* index in the region */
+    uint8_t obs_mask;   /* observers (bits of *obs) that watch this bucket; under lock */
+    const region_observer *obs; /* the region's observer slots */
 } bucket_t;
 
 /* slot_seed should be random: it keeps clients from choosing keys that all
  * land in one slot (the key hash itself is public, docs/protocol.md). */
-void bucket_init(bucket_t *b, uint64_t slot_seed);
+void bucket_init(bucket_t *b, uint64_t slot_seed, uint32_t id, const region_observer *obs);
 /* Frees every entry and the table; the bucket can be reused after init. */
 void bucket_destroy(bucket_t *b);
 
@@ -65,19 +106,26 @@ int bucket_locked_put(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t k
 entry_t *bucket_locked_find(const bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen);
 /* Returns 1 if removed, 0 if absent. */
 int bucket_locked_remove(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen);
-/* Removes all entries; returns how many. */
-uint64_t bucket_locked_clear(bucket_t *b);
+/* Removes all entries; returns how many. drop: the bucket leaves this
+ * member (observers get BC_DROP, not a clear, and the counter stays). */
+uint64_t bucket_locked_clear(bucket_t *b, bool drop);
 /* Clusters: replaces e (or inserts) with a tombstone at version
  * (member_id, counter). 0 or -ENOMEM. */
 int bucket_locked_tombstone(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
-                            bool key_is_str, uint32_t member_id, uint64_t counter);
-/* Stores a value at an explicit version (replication, images). */
+                            bool key_is_str, uint32_t member_id, uint64_t counter,
+                            uint8_t origin);
+/* Stores a value at an explicit version (replication, images; origin is
+ * an enum bucket_change_origin). */
 int bucket_locked_put_at(bucket_t *b, uint64_t hash, const uint8_t *key, uint32_t klen,
                          bool key_is_str, const uint8_t *value, uint32_t vlen, uint32_t member_id,
-                         uint64_t counter);
+                         uint64_t counter, uint8_t origin);
 /* Clusters: removes every entry older than counter and raises the floor
  * (b->floor) to it, so older writes arriving later are refused. */
 void bucket_locked_clear_below(bucket_t *b, uint64_t counter);
+/* Tells the bucket's observers about c. */
+void bucket_locked_notify(bucket_t *b, const bucket_change *c);
+/* Calls fn on every live entry (observers use it to build their state). */
+void bucket_locked_each(const bucket_t *b, region_visit_fn fn, void *arg);
 /* Drops tombstones written before cutoff (seconds, CLOCK_MONOTONIC). */
 uint32_t bucket_locked_purge(bucket_t *b, int64_t cutoff);
 

@@ -1,5 +1,6 @@
 #include "region/region.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -15,6 +16,7 @@ region_t *region_new(const region_config *cfg, uint32_t member_id)
     if (!r)
         return NULL;
     r->cfg = *cfg;
+    pthread_mutex_init(&r->obs_lock, NULL);
     r->member_id = member_id;
     size_t n = cfg->total_num_buckets;
     r->buckets = aligned_alloc(_Alignof(bucket_t), n * sizeof(bucket_t));
@@ -26,7 +28,7 @@ region_t *region_new(const region_config *cfg, uint32_t member_id)
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (uint64_t)(uintptr_t)r ^ (uint64_t)time(NULL); /* no entropy: still varies per run */
     for (size_t i = 0; i < n; i++)
-        bucket_init(&r->buckets[i], seed);
+        bucket_init(&r->buckets[i], seed, (uint32_t)i, r->observers);
     return r;
 }
 
@@ -34,9 +36,13 @@ void region_free(region_t *r)
 {
     if (!r)
         return;
+    for (int i = 0; i < REGION_MAX_OBSERVERS; i++)
+        if (r->observers[i].on_change && r->obs_free[i])
+            r->obs_free[i](r->observers[i].ctx);
     for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++)
         bucket_destroy(&r->buckets[i]);
     free(r->buckets);
+    pthread_mutex_destroy(&r->obs_lock);
     free(r);
 }
 
@@ -95,7 +101,7 @@ uint64_t region_clear(region_t *r)
     for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++) {
         bucket_t *b = &r->buckets[i];
         pthread_mutex_lock(&b->lock);
-        n += bucket_locked_clear(b);
+        n += bucket_locked_clear(b, false);
         pthread_mutex_unlock(&b->lock);
     }
     return n;
@@ -196,4 +202,57 @@ int region_scan(region_t *r, uint64_t cursor, uint32_t limit, region_visit_fn fn
 {
     region_page_bound bound = {.limit = limit, .max_bytes = SIZE_MAX, .per_entry = 0};
     return region_scan_bounded(r, cursor, &bound, fn, arg, next);
+}
+
+/* ---- observers ---- */
+
+int region_observe(region_t *r, const region_observer *o, region_observer_attach_fn attach,
+                   void (*on_region_free)(void *ctx))
+{
+    pthread_mutex_lock(&r->obs_lock);
+    int slot = -1;
+    for (int i = 0; i < REGION_MAX_OBSERVERS && slot < 0; i++)
+        if (!r->observers[i].on_change)
+            slot = i;
+    if (slot < 0) {
+        pthread_mutex_unlock(&r->obs_lock);
+        return -ENOSPC;
+    }
+    /* writers read the slot only through a bucket's mask bit, set below
+     * under that bucket's lock, so the slot is complete before any use */
+    r->observers[slot] = *o;
+    r->obs_free[slot] = on_region_free;
+    for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++) {
+        bucket_t *b = &r->buckets[i];
+        pthread_mutex_lock(&b->lock);
+        if (attach)
+            attach(o->ctx, i, b);
+        b->obs_mask |= (uint8_t)(1u << slot);
+        pthread_mutex_unlock(&b->lock);
+    }
+    pthread_mutex_unlock(&r->obs_lock);
+    return 0;
+}
+
+void region_unobserve(region_t *r, void *ctx)
+{
+    pthread_mutex_lock(&r->obs_lock);
+    for (int s = 0; s < REGION_MAX_OBSERVERS; s++) {
+        if (!r->observers[s].on_change || r->observers[s].ctx != ctx)
+            continue;
+        for (uint32_t i = 0; i < r->cfg.total_num_buckets; i++) {
+            bucket_t *b = &r->buckets[i];
+            pthread_mutex_lock(&b->lock);
+            b->obs_mask &= (uint8_t)~(1u << s);
+            pthread_mutex_unlock(&b->lock);
+        }
+        memset(&r->observers[s], 0, sizeof(r->observers[s]));
+        r->obs_free[s] = NULL;
+    }
+    pthread_mutex_unlock(&r->obs_lock);
+}
+
+void region_bucket_each_locked(struct bucket *b, region_visit_fn fn, void *arg)
+{
+    bucket_locked_each(b, fn, arg);
 }

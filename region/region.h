@@ -120,6 +120,26 @@ typedef struct region_page_bound {
 int region_scan_bounded(region_t *r, uint64_t cursor, const region_page_bound *bound,
                         region_visit_fn fn, void *arg, uint64_t *next);
 
+/* ---- Observers ----------------------------------------------------------
+ * Indexes and the event journal follow every change of the region's live
+ * entries (bucket.h: bucket_change, region_observer). At most
+ * REGION_MAX_OBSERVERS per region. */
+struct bucket;
+struct region_observer;
+/* Called for each bucket, under its lock, as the observer starts watching
+ * it: build state from region_bucket_each_locked(b, ...). */
+typedef void (*region_observer_attach_fn)(void *ctx, uint32_t bucket, struct bucket *b);
+/* Starts o (copied) on every bucket in turn: a bucket's changes reach
+ * o->on_change from the moment attach ran for it. on_region_free (may be
+ * NULL) runs from region_free. Returns 0 or -ENOSPC. */
+int region_observe(region_t *r, const struct region_observer *o,
+                   region_observer_attach_fn attach, void (*on_region_free)(void *ctx));
+/* Stops every observer whose ctx is ctx; once it returns no on_change
+ * call for it is running or will start. */
+void region_unobserve(region_t *r, void *ctx);
+/* Visits the live entries of b; only from an attach callback. */
+void region_bucket_each_locked(struct bucket *b, region_visit_fn fn, void *arg);
+
 /* ---- Clusters (docs/cluster.md) ----------------------------------------
  * A clustered region is one copy among members: each bucket has a role
  * here, set by the member's control thread from the cluster map. Writes at

@@ -126,7 +126,7 @@ void region_bucket_drop(region_t *r, uint32_t bucket)
 {
     bucket_t *b = bucket_at(r, bucket);
     pthread_mutex_lock(&b->lock);
-    bucket_locked_clear(b);
+    bucket_locked_clear(b, true);
     b->floor = 0;
     free(b->trk);
     b->trk = NULL;
@@ -161,7 +161,7 @@ uint64_t region_purge_tombstones(region_t *r, int64_t max_age_s)
 
 /* ---- writes ---- */
 
-static int apply_locked(bucket_t *b, const region_op *op)
+static int apply_locked(bucket_t *b, const region_op *op, uint8_t origin)
 {
     if (op->kind == REGION_OP_CLEAR) {
         bucket_locked_clear_below(b, op->counter);
@@ -169,9 +169,9 @@ static int apply_locked(bucket_t *b, const region_op *op)
     }
     if (op->kind == REGION_OP_REMOVE)
         return bucket_locked_tombstone(b, op->hash, op->key, op->klen, op->key_is_str,
-                                       op->member_id, op->counter);
+                                       op->member_id, op->counter, origin);
     return bucket_locked_put_at(b, op->hash, op->key, op->klen, op->key_is_str, op->value,
-                                op->vlen, op->member_id, op->counter);
+                                op->vlen, op->member_id, op->counter, origin);
 }
 
 static void copy_targets(const bucket_t *b, region_write_result *out)
@@ -211,7 +211,7 @@ void region_primary_write(region_t *r, region_op *op, bool serving, region_write
     }
     op->member_id = r->member_id;
     op->counter = b->counter + 1;
-    if (apply_locked(b, op) || tracker_note(&b->trk, op->client_id, op->seq)) {
+    if (apply_locked(b, op, BC_ORIGIN_WRITE) || tracker_note(&b->trk, op->client_id, op->seq)) {
         out->outcome = RW_NO_MEMORY;
         goto out;
     }
@@ -247,11 +247,11 @@ static bool is_old(const bucket_t *b, const region_op *op)
     return e && e->counter >= op->counter;
 }
 
-static int apply_if_newer(bucket_t *b, const region_op *op)
+static int apply_if_newer(bucket_t *b, const region_op *op, uint8_t origin)
 {
     int rc = 0;
     if (!is_old(b, op))
-        rc = apply_locked(b, op);
+        rc = apply_locked(b, op, origin);
     if (!rc)
         rc = tracker_note(&b->trk, op->client_id, op->seq);
     return rc;
@@ -271,7 +271,7 @@ int region_replica_apply(region_t *r, uint32_t bucket, uint64_t term, const regi
         rc = -ESTALE;
     } else {
         b->term = term;
-        rc = apply_if_newer(b, op);
+        rc = apply_if_newer(b, op, BC_ORIGIN_WRITE);
     }
     pthread_mutex_unlock(&b->lock);
     return rc;
@@ -281,7 +281,7 @@ int region_image_apply(region_t *r, uint32_t bucket, const region_op *op)
 {
     bucket_t *b = bucket_at(r, bucket);
     pthread_mutex_lock(&b->lock);
-    int rc = apply_if_newer(b, op);
+    int rc = apply_if_newer(b, op, BC_ORIGIN_IMAGE);
     pthread_mutex_unlock(&b->lock);
     return rc;
 }

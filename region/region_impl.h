@@ -12,6 +12,9 @@ struct region {
     uint32_t member_id;
     bool clustered;    /* removes leave tombstones; set before first use */
     bucket_t *buckets; /* cfg.total_num_buckets of them, cache-line aligned */
+    pthread_mutex_t obs_lock; /* serializes region_observe / region_unobserve */
+    region_observer observers[REGION_MAX_OBSERVERS];
+    void (*obs_free[REGION_MAX_OBSERVERS])(void *ctx);
 };
 
 static inline bucket_t *bucket_for(region_t *r, uint64_t hash)
