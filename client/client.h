@@ -7,6 +7,7 @@
 #ifndef AGATE_CLIENT_CLIENT_H
 #define AGATE_CLIENT_CLIENT_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -83,6 +84,12 @@ void client_pending_free(client_pending *t);
 
 /* ---- The client ------------------------------------------------------ */
 
+/* A push frame arrived on c: p is parsed, body..body+len its bytes (valid
+ * only during the call). Runs inside the reply dispatcher: it must not
+ * block, call back into c or free it. */
+typedef void (*client_push_fn)(agate_client *c, const msg_push *p, const uint8_t *body,
+                               uint32_t len, void *arg);
+
 typedef struct client_server {
     char *host;
     char *port;
@@ -129,6 +136,15 @@ struct agate_client {
     uint64_t client_id;  /* event ids (docs/cluster.md): random, chosen at creation */
     uint64_t next_seq;   /* next event sequence number; starts at 1 */
 
+    /* Push frames ([2, ...]) are handed to on_push when set (continuous
+     * queries' subscription connections, client/cq.c), else dropped. */
+    client_push_fn on_push;
+    void *push_arg;
+
+    /* agate_interrupt: set from anywhere (a signal handler too), taken by
+     * the next blocking wait. A router's children point at its flag. */
+    volatile sig_atomic_t interrupt_flag;
+    volatile sig_atomic_t *interrupt;
     char errmsg[CLIENT_ERRMSG_MAX];    /* agate_errmsg */
     char failmsg[CLIENT_ERRMSG_MAX];   /* why the connection was dropped */
     char replymsg[CLIENT_ERRMSG_MAX];  /* agate_reply.errmsg of a callback */

@@ -28,6 +28,8 @@ const char *agate_strerror(int err)
     case AGATE_ESERVER: return "internal server error";
     case AGATE_EREDIRECT: return "not primary for the key";
     case AGATE_EUNAVAILABLE: return "the cluster cannot serve the key now";
+    case AGATE_ECANCELLED: return "cancelled";
+    case AGATE_EINDEX_EXISTS: return "index exists";
     default: return "unknown error";
     }
 }
@@ -63,6 +65,8 @@ int client_status_error(int status)
     case ST_NO_MEMORY: return AGATE_ESERVER;
     /* the member cannot serve the bucket right now: a router retries */
     case ST_UNAVAILABLE: return AGATE_EUNAVAILABLE;
+    case ST_CANCELLED: return AGATE_ECANCELLED;
+    case ST_INDEX_EXISTS: return AGATE_EINDEX_EXISTS;
     default:
         /* an unknown error status from a newer server is still an error;
          * an unknown outcome (3..9) is something we cannot interpret */

@@ -119,10 +119,14 @@ static void dispatch_frame(agate_client *c, const uint8_t *body, uint32_t len)
     msg_response r;
     int rc = msg_response_parse(body, len, c->parse_depth, &r);
     if (rc == MSG_EKIND) {
-        /* version 1 has no subscriptions: a well-formed push is ignored */
+        /* a push goes to the connection's subscriber, if any (client/cq.c);
+         * a well-formed push nobody asked for is ignored */
         msg_push push;
-        if (msg_push_parse(body, len, c->parse_depth, &push) == 0)
+        if (msg_push_parse(body, len, c->parse_depth, &push) == 0) {
+            if (c->on_push)
+                c->on_push(c, &push, body, len, c->push_arg);
             return;
+        }
     }
     if (rc) {
         client_conn_fail(c, AGATE_EPROTO, "malformed reply from %s%s", c->servers[c->cur].addr,
@@ -218,6 +222,10 @@ int client_io_run(agate_client *c, client_until_fn until, void *arg, int timeout
     for (;;) {
         if (until(c, arg))
             return 0;
+        if (*c->interrupt) {
+            *c->interrupt = 0;
+            return client_err(c, AGATE_ECANCELLED, "interrupted");
+        }
         if (c->fd < 0) {
             if (!c->fail_rc)
                 return client_err(c, AGATE_EIO, "not connected");

@@ -81,6 +81,7 @@ agate_client *agate_client_new(const agate_options *opts)
         }
     }
     c->fd = -1;
+    c->interrupt = &c->interrupt_flag;
     c->next_id = 1; /* id 0 is the server's "no particular request" */
     c->client_id = random_client_id();
     c->next_seq = 1;
@@ -98,8 +99,10 @@ agate_client *client_child_new(const agate_client *parent)
     o.request_timeout_ms = parent->request_timeout_ms;
     o.client_name = parent->client_name;
     agate_client *c = agate_client_new(&o);
-    if (c)
+    if (c) {
         c->plain = 1;
+        c->interrupt = parent->interrupt; /* agate_interrupt on the router reaches it */
+    }
     return c;
 }
 

@@ -23,6 +23,9 @@ cmap_t *cmap_new(void)
 
 static void region_clear_buckets(cmap_region *r)
 {
+    free(r->indexes);
+    r->indexes = NULL;
+    r->nindexes = 0;
     if (!r->buckets)
         return;
     for (uint32_t i = 0; i < r->nbuckets; i++)
@@ -61,9 +64,18 @@ int cmap_bucket_set(cmap_bucket *b, const cmap_copy *copies, uint32_t n)
 static int region_copy(cmap_region *dst, const cmap_region *src)
 {
     *dst = *src;
+    dst->indexes = NULL;
+    dst->nindexes = 0;
     dst->buckets = calloc(src->nbuckets ? src->nbuckets : 1, sizeof(cmap_bucket));
     if (!dst->buckets)
         return -ENOMEM;
+    if (src->nindexes) {
+        dst->indexes = malloc(src->nindexes * sizeof(cmap_index));
+        if (!dst->indexes)
+            return -ENOMEM;
+        memcpy(dst->indexes, src->indexes, src->nindexes * sizeof(cmap_index));
+        dst->nindexes = src->nindexes;
+    }
     for (uint32_t i = 0; i < src->nbuckets; i++) {
         dst->buckets[i].term = src->buckets[i].term;
         if (cmap_bucket_set(&dst->buckets[i], src->buckets[i].copies, src->buckets[i].ncopies))
@@ -128,9 +140,12 @@ static int encode_bucket(const cmap_bucket *b, msgpack_packer *pk)
     return rc;
 }
 
+/* A region is [name, type, redundant_copies, nbuckets, buckets], and
+ * [name, type, copies, nbuckets, buckets, indexes] when it has indexes:
+ * each index [name, type, expression]. */
 static int encode_region(const cmap_region *r, msgpack_packer *pk)
 {
-    int rc = msgpack_pack_array(pk, 5);
+    int rc = msgpack_pack_array(pk, r->nindexes ? 6 : 5);
     rc |= mpw_cstr(pk, r->name);
     rc |= mpw_cstr(pk, r->type);
     rc |= msgpack_pack_uint32(pk, r->redundant_copies);
@@ -138,6 +153,15 @@ static int encode_region(const cmap_region *r, msgpack_packer *pk)
     rc |= msgpack_pack_array(pk, r->nbuckets);
     for (uint32_t i = 0; i < r->nbuckets && !rc; i++)
         rc |= encode_bucket(&r->buckets[i], pk);
+    if (r->nindexes) {
+        rc |= msgpack_pack_array(pk, r->nindexes);
+        for (uint32_t i = 0; i < r->nindexes && !rc; i++) {
+            rc |= msgpack_pack_array(pk, 3);
+            rc |= mpw_cstr(pk, r->indexes[i].name);
+            rc |= mpw_cstr(pk, r->indexes[i].type);
+            rc |= mpw_cstr(pk, r->indexes[i].expr);
+        }
+    }
     return rc;
 }
 
@@ -215,10 +239,43 @@ static int decode_bucket(mp_cursor *c, cmap_bucket *b)
     return 0;
 }
 
+/* The checks of cmap.h on one index definition. */
+static bool index_valid(const char *name, const char *type, const char *expr)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > CMAP_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n)
+        return false;
+    if (strcmp(type, "range") != 0 && strcmp(type, "hash") != 0)
+        return false;
+    n = strlen(expr);
+    return n > 0 && n <= CMAP_INDEX_EXPR_MAX;
+}
+
+static int decode_indexes(mp_cursor *c, cmap_region *r)
+{
+    uint32_t n;
+    if (mp_read_array(c, &n) || n > CMAP_MAX_INDEXES)
+        return -EPROTO;
+    r->indexes = calloc(n ? n : 1, sizeof(cmap_index));
+    if (!r->indexes)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        cmap_index *ix = &r->indexes[i];
+        uint32_t k;
+        if (mp_read_array(c, &k) || k != 3 || read_cstr(c, ix->name, sizeof ix->name) ||
+            read_cstr(c, ix->type, sizeof ix->type) || read_cstr(c, ix->expr, sizeof ix->expr) ||
+            !index_valid(ix->name, ix->type, ix->expr) || cmap_index_find(r, ix->name))
+            return -EPROTO;
+        r->nindexes = i + 1;
+    }
+    return 0;
+}
+
 static int decode_region(mp_cursor *c, cmap_region *r)
 {
     uint32_t n, nb;
-    if (mp_read_array(c, &n) || n != 5 || read_cstr(c, r->name, sizeof r->name) ||
+    if (mp_read_array(c, &n) || (n != 5 && n != 6) || read_cstr(c, r->name, sizeof r->name) ||
         read_cstr(c, r->type, sizeof r->type) || read_u32(c, &r->redundant_copies) ||
         read_u32(c, &r->nbuckets) || r->nbuckets == 0 || r->nbuckets > CMAP_MAX_BUCKETS ||
         mp_read_array(c, &nb) || nb != r->nbuckets)
@@ -233,7 +290,7 @@ static int decode_region(mp_cursor *c, cmap_region *r)
         if (rc)
             return rc;
     }
-    return 0;
+    return n == 6 ? decode_indexes(c, r) : 0;
 }
 
 static int decode_member(mp_cursor *c, cmap_member *mem)
@@ -520,6 +577,45 @@ int cmap_region_remove(cmap_t *m, const char *name)
     size_t i = (size_t)(r - m->regions);
     memmove(&m->regions[i], &m->regions[i + 1], (m->nregions - i - 1) * sizeof(cmap_region));
     m->nregions--;
+    return 0;
+}
+
+const cmap_index *cmap_index_find(const cmap_region *r, const char *name)
+{
+    for (uint32_t i = 0; i < r->nindexes; i++)
+        if (strcmp(r->indexes[i].name, name) == 0)
+            return &r->indexes[i];
+    return NULL;
+}
+
+int cmap_index_add(cmap_region *r, const char *name, const char *type, const char *expr)
+{
+    if (!index_valid(name, type, expr))
+        return -EINVAL;
+    if (cmap_index_find(r, name))
+        return -EEXIST;
+    if (r->nindexes >= CMAP_MAX_INDEXES)
+        return -ENOSPC;
+    cmap_index *grown = realloc(r->indexes, (r->nindexes + 1) * sizeof(cmap_index));
+    if (!grown)
+        return -ENOMEM;
+    r->indexes = grown;
+    cmap_index *ix = &r->indexes[r->nindexes++];
+    memset(ix, 0, sizeof(*ix));
+    snprintf(ix->name, sizeof ix->name, "%s", name);
+    snprintf(ix->type, sizeof ix->type, "%s", type);
+    snprintf(ix->expr, sizeof ix->expr, "%s", expr);
+    return 0;
+}
+
+int cmap_index_remove(cmap_region *r, const char *name)
+{
+    const cmap_index *ix = cmap_index_find(r, name);
+    if (!ix)
+        return -ENOENT;
+    size_t i = (size_t)(ix - r->indexes);
+    memmove(&r->indexes[i], &r->indexes[i + 1], (r->nindexes - i - 1) * sizeof(cmap_index));
+    r->nindexes--;
     return 0;
 }
 

@@ -35,12 +35,27 @@ typedef struct cmap_bucket {
     cmap_copy *copies;
 } cmap_bucket;
 
+#define CMAP_INDEX_EXPR_MAX 1024 /* bytes of an index expression */
+#define CMAP_MAX_INDEXES 16      /* per region */
+
+/* An index definition (docs/query.md, "Indexes"): cluster-wide, so every
+ * member indexes its copies of the region's buckets, also members that
+ * join later. Checked on decode: a name of 1-128 [A-Za-z0-9_.-], unique in
+ * the region; type "range" or "hash"; an expression of 1-1024 bytes. */
+typedef struct cmap_index {
+    char name[CMAP_NAME_MAX + 1];
+    char type[8];
+    char expr[CMAP_INDEX_EXPR_MAX + 1];
+} cmap_index;
+
 typedef struct cmap_region {
     char name[CMAP_NAME_MAX + 1];
     char type[CMAP_TYPE_MAX + 1]; /* Geode's type name, e.g. "PARTITION_REDUNDANT" */
     uint32_t redundant_copies;
     uint32_t nbuckets;
     cmap_bucket *buckets; /* nbuckets of them */
+    uint32_t nindexes;
+    cmap_index *indexes;  /* in creation order */
 } cmap_region;
 
 typedef struct cmap {
@@ -92,6 +107,12 @@ int cmap_region_add(cmap_t *m, const char *name, const char *type, uint32_t redu
 int cmap_region_remove(cmap_t *m, const char *name);
 /* Replaces a bucket's copies. 0 or -ENOMEM. */
 int cmap_bucket_set(cmap_bucket *b, const cmap_copy *copies, uint32_t n);
+/* Adds an index definition to r: 0, -EEXIST (the name is taken), -ENOSPC
+ * (CMAP_MAX_INDEXES), -EINVAL (fails the decode checks above), -ENOMEM. */
+int cmap_index_add(cmap_region *r, const char *name, const char *type, const char *expr);
+/* 0 or -ENOENT. */
+int cmap_index_remove(cmap_region *r, const char *name);
+const cmap_index *cmap_index_find(const cmap_region *r, const char *name);
 /* Adds a locator address. 0 or -ENOMEM. */
 int cmap_locator_add(cmap_t *m, const char *addr);
 

@@ -21,6 +21,8 @@ const char *proto_status_name(int status)
     case ST_BAD_ARGUMENT: return "BAD_ARGUMENT";
     case ST_NO_MEMORY: return "NO_MEMORY";
     case ST_UNAVAILABLE: return "UNAVAILABLE";
+    case ST_CANCELLED: return "CANCELLED";
+    case ST_INDEX_EXISTS: return "INDEX_EXISTS";
     default: return "UNKNOWN_STATUS";
     }
 }
@@ -43,6 +45,9 @@ const char *proto_op_name(int op)
     case OP_REGION_DESTROY: return "REGION_DESTROY";
     case OP_REGION_LIST: return "REGION_LIST";
     case OP_REGION_DESCRIBE: return "REGION_DESCRIBE";
+    case OP_INDEX_CREATE: return "INDEX_CREATE";
+    case OP_INDEX_DESTROY: return "INDEX_DESTROY";
+    case OP_INDEX_LIST: return "INDEX_LIST";
     case OP_PUT: return "PUT";
     case OP_GET: return "GET";
     case OP_REMOVE: return "REMOVE";

@@ -104,6 +104,8 @@ enum agate_status {
     ST_BAD_ARGUMENT = 20,    /* well-typed but invalid argument (region type, name, ...) */
     ST_NO_MEMORY = 21,
     ST_UNAVAILABLE = 22,     /* cannot serve the bucket now: retry after a short backoff */
+    ST_CANCELLED = 23,       /* the request was cancelled (QUERY_CANCEL) */
+    ST_INDEX_EXISTS = 24,    /* INDEX_CREATE: the region has an index of that name */
 };
 
 /* Default limits; every one can be changed on the server command line. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <msgpack.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -847,6 +848,13 @@ const uint8_t *qexec_row(const qexec *x, size_t i, size_t *len)
 }
 
 uint64_t qexec_matched(const qexec *x) { return x->matched; }
+
+int64_t qexec_limit(const qexec *x)
+{
+    if (!x->has_limit)
+        return -1;
+    return x->limit > INT64_MAX ? INT64_MAX : (int64_t)x->limit;
+}
 
 /* ---- scatter and gather: partial results ----
  *

@@ -55,6 +55,9 @@ const char *qexec_column(const qexec *x, uint32_t i);
 size_t qexec_nrows(const qexec *x);
 const uint8_t *qexec_row(const qexec *x, size_t i, size_t *len);
 
+/* The LIMIT in force (a parameter resolved), or -1 when there is none. */
+int64_t qexec_limit(const qexec *x);
+
 /* Rows that passed WHERE (before grouping, DISTINCT and LIMIT). */
 uint64_t qexec_matched(const qexec *x);
 

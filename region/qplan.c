@@ -65,14 +65,23 @@ static const char *source_name(qsource s)
     return s == QSRC_KEYS ? ".keys" : s == QSRC_ENTRIES ? ".entries" : "";
 }
 
-static void describe_read(line *l, const query_t *q, bool clustered)
+static void describe_read(line *l, const query_t *q, bool clustered, const char *access)
 {
+    if (access) {
+        puts_(l, clustered ? "scatter: every member reads the buckets it is primary for of /"
+                           : "read /");
+        puts_(l, q->region);
+        puts_(l, source_name(q->source));
+        puts_(l, " through an index: ");
+        puts_(l, access);
+        return;
+    }
     puts_(l, clustered ? "scatter: every member reads the buckets it is primary for of /"
                        : "scan: every entry of /");
     puts_(l, q->region);
     puts_(l, source_name(q->source));
     puts_(l, q->source == QSRC_KEYS ? " (keys only)" : "");
-    puts_(l, " (no index is used yet)");
+    puts_(l, " (full scan: no index applies)");
 }
 
 static void describe_groups(line *l, const query_t *q, bool clustered)
@@ -137,12 +146,12 @@ static void describe_columns(line *l, const query_t *q)
     }
 }
 
-int qplan_describe(const query_t *q, bool clustered, void (*emit)(void *arg, const char *line),
-                   void *arg)
+int qplan_describe(const query_t *q, bool clustered, const char *access,
+                   void (*emit)(void *arg, const char *line), void *arg)
 {
     line l = {0};
     int rc;
-    describe_read(&l, q, clustered);
+    describe_read(&l, q, clustered, access);
     rc = emit_line(&l, emit, arg);
     if (!rc && q->where) {
         puts_(&l, "filter: ");

@@ -5,7 +5,8 @@
  * (every entry; on a cluster each member its primary buckets, gathered as
  * partial results), then the filter, grouping and aggregates, DISTINCT,
  * ordering with the top-n cut, the limit and its early stop, and the
- * columns. Indexes will add access paths here. */
+ * columns. An index the planner chose (region/qindex.h) replaces the
+ * full read. */
 #ifndef AGATE_REGION_QPLAN_H
 #define AGATE_REGION_QPLAN_H
 
@@ -16,8 +17,10 @@
 
 /* Calls emit once per plan step, in order, with a NUL-terminated line
  * (valid during the call). clustered: the region is spread over members.
- * Returns 0, or -ENOMEM. */
-int qplan_describe(const query_t *q, bool clustered, void (*emit)(void *arg, const char *line),
-                   void *arg);
+ * access: how entries are read when an index is used (the probe's line,
+ * qindex_probe_describe, e.g. "index lookup: o.status = 'open' using hash
+ * index byStatus"), or NULL for a full scan. Returns 0, or -ENOMEM. */
+int qplan_describe(const query_t *q, bool clustered, const char *access,
+                   void (*emit)(void *arg, const char *line), void *arg);
 
 #endif

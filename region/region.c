@@ -256,3 +256,26 @@ void region_bucket_each_locked(struct bucket *b, region_visit_fn fn, void *arg)
 {
     bucket_locked_each(b, fn, arg);
 }
+
+int region_bucket_run(region_t *r, uint32_t bucket, int (*fn)(void *arg, struct bucket *b),
+                      void *arg)
+{
+    bucket_t *b = &r->buckets[bucket];
+    pthread_mutex_lock(&b->lock);
+    int rc = fn(arg, b);
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+void *region_index_set(const region_t *r)
+{
+    return atomic_load_explicit(&((region_t *)r)->index_set, memory_order_acquire);
+}
+
+void *region_index_set_install(region_t *r, void *set)
+{
+    void *expected = NULL;
+    if (atomic_compare_exchange_strong(&r->index_set, &expected, set))
+        return set;
+    return expected;
+}

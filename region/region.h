@@ -139,6 +139,16 @@ int region_observe(region_t *r, const struct region_observer *o,
 void region_unobserve(region_t *r, void *ctx);
 /* Visits the live entries of b; only from an attach callback. */
 void region_bucket_each_locked(struct bucket *b, region_visit_fn fn, void *arg);
+/* Runs fn(arg, b) with bucket's lock held and returns its result: index
+ * builds and probes (region/qindex.h) read a bucket's index part and
+ * entries together. fn must not take other bucket locks. */
+int region_bucket_run(region_t *r, uint32_t bucket, int (*fn)(void *arg, struct bucket *b),
+                      void *arg);
+/* The region's index set (region/qindex.h), or NULL. Installing sets it
+ * only while none is set and returns the one in place afterwards. The
+ * set frees itself through its observer's on_region_free. */
+void *region_index_set(const region_t *r);
+void *region_index_set_install(region_t *r, void *set);
 
 /* ---- Clusters (docs/cluster.md) ----------------------------------------
  * A clustered region is one copy among members: each bucket has a role

@@ -3,6 +3,8 @@
 #ifndef AGATE_REGION_REGION_IMPL_H
 #define AGATE_REGION_REGION_IMPL_H
 
+#include <stdatomic.h>
+
 #include "common/hash.h"
 #include "region/bucket.h"
 #include "region/region.h"
@@ -15,6 +17,7 @@ struct region {
     pthread_mutex_t obs_lock; /* serializes region_observe / region_unobserve */
     region_observer observers[REGION_MAX_OBSERVERS];
     void (*obs_free[REGION_MAX_OBSERVERS])(void *ctx);
+    _Atomic(void *) index_set; /* region/qindex.h, installed once */
 };
 
 static inline bucket_t *bucket_for(region_t *r, uint64_t hash)

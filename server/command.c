@@ -17,6 +17,9 @@ static const command commands[MAX_OP] = {
     [OP_REGION_DESTROY] = {OP_REGION_DESTROY, "REGION_DESTROY", handle_region_destroy, 1, 1, 0, -1, {"name"}},
     [OP_REGION_LIST] = {OP_REGION_LIST, "REGION_LIST", handle_region_list, 0, 0, 0, -1, {0}},
     [OP_REGION_DESCRIBE] = {OP_REGION_DESCRIBE, "REGION_DESCRIBE", handle_region_describe, 1, 1, 0, -1, {"name"}},
+    [OP_INDEX_CREATE] = {OP_INDEX_CREATE, "INDEX_CREATE", handle_index_create, 3, 4, 0, -1, {"region", "name", "expression", "type"}},
+    [OP_INDEX_DESTROY] = {OP_INDEX_DESTROY, "INDEX_DESTROY", handle_index_destroy, 2, 2, 0, -1, {"region", "name"}},
+    [OP_INDEX_LIST] = {OP_INDEX_LIST, "INDEX_LIST", handle_index_list, 0, 1, 0, -1, {"region"}},
     [OP_PUT] = {OP_PUT, "PUT", handle_put, 3, 4, 0, 2, {"region", "key", "value", "event_id"}},
     [OP_GET] = {OP_GET, "GET", handle_get, 2, 2, 0, -1, {"region", "key"}},
     [OP_REMOVE] = {OP_REMOVE, "REMOVE", handle_remove, 2, 3, 0, -1, {"region", "key", "event_id"}},
@@ -29,7 +32,13 @@ static const command commands[MAX_OP] = {
     [OP_ENTRIES] = {OP_ENTRIES, "ENTRIES", handle_entries, 3, 3, 0, -1, {"region", "cursor", "limit"}},
     [OP_CLEAR] = {OP_CLEAR, "CLEAR", handle_clear, 1, 1, 0, -1, {"region"}},
     [OP_QUERY] = {OP_QUERY, "QUERY", handle_query, 1, 3, 1, 1, {"query", "params", "options"}},
+    [OP_QUERY_NEXT] = {OP_QUERY_NEXT, "QUERY_NEXT", handle_query_next, 1, 2, 0, -1, {"cursor", "options"}},
+    [OP_QUERY_CLOSE] = {OP_QUERY_CLOSE, "QUERY_CLOSE", handle_query_close, 1, 1, 0, -1, {"cursor"}},
+    [OP_QUERY_CANCEL] = {OP_QUERY_CANCEL, "QUERY_CANCEL", handle_query_cancel, 1, 1, 0, -1, {"request_id"}},
     [OP_QUERY_PART] = {OP_QUERY_PART, "QUERY_PART", handle_query_part, 3, 3, 1, 1, {"query", "params", "options"}},
+    [OP_CQ_OPEN] = {OP_CQ_OPEN, "CQ_OPEN", handle_cq_open, 2, 4, 1, 2, {"name", "query", "params", "options"}},
+    [OP_CQ_CLOSE] = {OP_CQ_CLOSE, "CQ_CLOSE", handle_cq_close, 1, 1, 0, -1, {"cq_id"}},
+    [OP_CQ_LIST] = {OP_CQ_LIST, "CQ_LIST", handle_cq_list, 0, 0, 0, -1, {0}},
 };
 
 const command *command_lookup(uint32_t op)

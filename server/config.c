@@ -23,6 +23,10 @@ void server_config_usage(FILE *fp)
             "                        member is lost; -1 never (default 0)\n"
             "  --bind-address=ADDR   IPv4 address to listen on (default 127.0.0.1)\n"
             "  --threads=N           worker threads (default: CPUs - 1, at least 1)\n"
+            "  --query-threads=N     threads that run query scans (default: CPUs / 2,\n"
+            "                        at least 1)\n"
+            "  --journal-bytes-per-bucket=B  event journal per bucket, for continuous\n"
+            "                        queries; 0 turns it off (default 262144)\n"
             "  --max-frame-size=B    largest request frame body (default %u)\n"
             "  --max-key-size=B      largest key (default %u)\n"
             "  --max-value-size=B    largest value (default %u)\n"
@@ -45,6 +49,8 @@ static void defaults(server_config *cfg)
      * preemption (p99 latency 3-4x worse) for no more throughput. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = ncpu <= 2 ? 1 : ncpu > 65 ? 64 : (int)ncpu - 1;
+    /* scans run beside the workers, not on them (server/query_pool.h) */
+    cfg->query_threads = ncpu <= 3 ? 1 : ncpu > 33 ? 16 : (int)ncpu / 2;
     cfg->max_frame = AGATE_DEFAULT_MAX_FRAME;
     cfg->max_key = AGATE_DEFAULT_MAX_KEY;
     cfg->max_value = AGATE_DEFAULT_MAX_VALUE;
@@ -52,6 +58,7 @@ static void defaults(server_config *cfg)
     cfg->log_level = LOG_INFO;
     cfg->member_timeout_ms = AGATE_DEFAULT_MEMBER_TIMEOUT_MS;
     cfg->recovery_delay_ms = 0;
+    cfg->journal_bytes = 262144;
 }
 
 /* The IPv4 address of host (a literal, or a name resolved once here:
@@ -183,6 +190,23 @@ static int apply(server_config *cfg, const char *key, const char *val, char *err
             snprintf(err, errlen, "--%s: empty or too long", key);
             return -1;
         }
+        return 0;
+    }
+    if (strcmp(key, "query-threads") == 0) {
+        if (parse_num(val, 1, 64, &n)) {
+            snprintf(err, errlen, "--query-threads: expected a number in 1..64, got '%s'", val);
+            return -1;
+        }
+        cfg->query_threads = (int)n;
+        return 0;
+    }
+    if (strcmp(key, "journal-bytes-per-bucket") == 0) {
+        if (parse_num(val, 0, 1LL << 30, &n)) {
+            snprintf(err, errlen, "--journal-bytes-per-bucket: expected bytes in 0..%lld, got '%s'",
+                     1LL << 30, val);
+            return -1;
+        }
+        cfg->journal_bytes = (size_t)n;
         return 0;
     }
     if (strcmp(key, "log-level") == 0) {

@@ -14,6 +14,7 @@ typedef struct server_config {
     char bind[64];
     int port;
     int threads;
+    int query_threads;     /* server/query_pool.h */
     uint32_t max_frame;
     uint32_t max_key;
     uint32_t max_value;
@@ -26,6 +27,7 @@ typedef struct server_config {
     char locators[8][80];
     int member_timeout_ms; /* locator: when a silent member is suspected; members: lease */
     int recovery_delay_ms; /* locator: -1 = no automatic redundancy recovery */
+    size_t journal_bytes;  /* --journal-bytes-per-bucket (region/journal.h); 0: off */
 } server_config;
 
 /* Parses "host[port]" or "host:port" lists into cfg->locators. 0 or -1. */

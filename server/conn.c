@@ -15,6 +15,8 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "server/dispatch.h"
+#include "server/cq.h"
+#include "server/query_cursor.h"
 
 /* Room made for each read, and what an idle connection keeps: 16 KiB holds
  * over a hundred typical pipelined requests, yet 10,000 idle connections pin
@@ -92,6 +94,9 @@ void conn_free(conn_t *c)
         return;
     if (c->kicked)
         unkick(c);
+    qcursor_conn_closed(c); /* before dead: it may give back owed replies */
+    if (c->cq_sub)
+        cq_conn_closed(c); /* its continuous queries end with it */
     if (c->on_close)
         c->on_close(c, c->on_close_arg);
     c->on_close = NULL;

@@ -29,6 +29,13 @@ typedef struct conn {
     /* Called once when the socket closes (the locator tracks member conns). */
     void (*on_close)(struct conn *c, void *arg);
     void *on_close_arg;
+    /* Queries (server/query_cursor.h): open cursors, running QUERY_PARTs. */
+    struct qcursor *cursors;
+    uint32_t ncursors;
+    uint64_t next_cursor;
+    struct qpart_job *query_parts;
+    /* Continuous queries opened here (server/cq.h), or NULL. */
+    struct cq_sub *cq_sub;
     bool kicked;             /* on the worker's kicked list */
     struct conn *kick_next;
 } conn_t;

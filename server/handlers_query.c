@@ -1,15 +1,15 @@
-/* QUERY and QUERY_PART (docs/protocol.md "QUERY", docs/query.md).
+/* The query requests (docs/protocol.md "QUERY", docs/query.md):
  *
- *   QUERY      [query_text, params?, options?] -> [columns, rows, stats]
- *   QUERY_PART [query_text, params, options]   -> [partial, buckets, matched, scanned]
+ *   QUERY        [query_text, params?, options?] -> [columns, rows, stats]
+ *   QUERY_NEXT   [cursor, options?]               -> [columns, rows, stats]
+ *   QUERY_CLOSE  [cursor]                         -> OK | NOT_FOUND
+ *   QUERY_CANCEL [request_id]                     -> OK | NOT_FOUND
+ *   QUERY_PART   [query_text, params, options]    -> [partial, buckets, matched, scanned]
  *
- * On a stand-alone server QUERY scans the region on the worker that
- * received it, page by page (each page holds its buckets' locks only while
- * it is read), and sends the whole result in one reply; a result larger
- * than the reply limit is refused (add a LIMIT). On a cluster member the
- * receiving member coordinates (query_coord.c): QUERY_PART asks each other
- * member for its part, the buckets it is primary for, as a partial result
- * (qexec_pack_partial) with the set of buckets it covered. */
+ * QUERY opens a cursor (query_cursor.h) that answers page by page; the
+ * scans run on the query pool, never on the worker. QUERY_PART is one
+ * member's share of a cluster query for the buckets it is asked for and
+ * is primary for, also run on the pool. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +20,14 @@
 #include "common/proto.h"
 #include "region/qast.h"
 #include "region/qexec.h"
+#include "region/qindex.h"
 #include "region/qplan.h"
 #include "server/command.h"
 #include "server/handlers.h"
+#include "server/query_cursor.h"
 #include "server/query_local.h"
+#include "server/query_part.h"
+#include "server/query_pool.h"
 #include "server/registry.h"
 #include "server/worker.h"
 
@@ -58,38 +62,61 @@ int query_decode_params(const uint8_t *raw, size_t len, qvalue *params, uint32_t
     return 0;
 }
 
-/* The options map: {"timeout_ms": uint (0: no limit), "explain": bool}. */
-static int read_options(req_ctx *x, int64_t *timeout_ms, bool *explain)
+static bool key_is(const uint8_t *k, uint32_t kn, const char *name)
 {
-    *timeout_ms = QUERY_DEFAULT_TIMEOUT_MS;
-    *explain = false;
-    if (x->req->argc < 3)
+    return kn == strlen(name) && memcmp(k, name, kn) == 0;
+}
+
+/* One option of the map; false when the key is unknown or its value wrong. */
+static bool read_option(mp_cursor *c, const uint8_t *k, uint32_t kn, query_args *a)
+{
+    uint64_t v;
+    bool is_str;
+    if (key_is(k, kn, "timeout_ms") && mp_read_uint(c, &v) == 0 && v <= INT32_MAX) {
+        a->timeout_ms = (int64_t)v;
+        return true;
+    }
+    if (key_is(k, kn, "explain"))
+        return mp_read_bool(c, &a->explain) == 0;
+    if (key_is(k, kn, "page_size") && mp_read_uint(c, &v) == 0 && v >= 1 && v <= UINT32_MAX) {
+        a->page_size = v;
+        return true;
+    }
+    if (key_is(k, kn, "buckets"))
+        return mp_read_bytes(c, &a->buckets, &a->buckets_len, &is_str) == 0 && !is_str;
+    return false;
+}
+
+int query_read_options(req_ctx *x, int i, query_args *a)
+{
+    a->timeout_ms = QUERY_DEFAULT_TIMEOUT_MS;
+    a->explain = false;
+    a->page_size = 0;
+    a->buckets = NULL;
+    if ((int)x->req->argc <= i)
         return 0;
     mp_cursor c;
     uint32_t n;
-    arg_cursor(x, 2, &c);
-    if (mp_read_map(&c, &n))
-        goto bad;
-    for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *k;
-        uint32_t kn;
-        uint64_t v;
-        if (mp_read_str(&c, &k, &kn))
-            goto bad;
-        if (kn == 10 && !memcmp(k, "timeout_ms", 10) && mp_read_uint(&c, &v) == 0 && v <= INT32_MAX) {
-            *timeout_ms = (int64_t)v;
-            continue;
-        }
-        if (kn == 7 && !memcmp(k, "explain", 7) && mp_read_bool(&c, explain) == 0)
-            continue;
-        reply_error(x, ST_BAD_ARGUMENT, "QUERY: unknown or invalid option '%.*s' (known: timeout_ms, explain)",
-                    (int)(kn > 64 ? 64 : kn), (const char *)k);
+    arg_cursor(x, i, &c);
+    if (mp_read_map(&c, &n)) {
+        reply_error(x, ST_BAD_REQUEST, "QUERY: options must be a map");
         return -1;
     }
+    for (uint32_t k = 0; k < n; k++) {
+        const uint8_t *key;
+        uint32_t kn;
+        if (mp_read_str(&c, &key, &kn)) {
+            reply_error(x, ST_BAD_REQUEST, "QUERY: option names must be strings");
+            return -1;
+        }
+        if (!read_option(&c, key, kn, a)) {
+            reply_error(x, ST_BAD_ARGUMENT, "QUERY: unknown or invalid option '%.*s' (known: "
+                        "timeout_ms, page_size, explain)", (int)(kn > 64 ? 64 : kn),
+                        (const char *)key);
+            return -1;
+        }
+    }
     return 0;
-bad:
-    reply_error(x, ST_BAD_REQUEST, "QUERY: options must be a map");
-    return -1;
 }
 
 int query_read_args(req_ctx *x, query_args *a)
@@ -119,139 +146,26 @@ int query_read_args(req_ctx *x, query_args *a)
             return -1;
         }
     }
-    return read_options(x, &a->timeout_ms, &a->explain);
+    return query_read_options(x, 2, a);
 }
 
-/* ---- scanning this member's part ---- */
+/* ---- failures ---- */
 
-typedef struct scan_run {
-    qexec *x;
-    qsource source;
-    qerror err;
-    int rc;
-    uint64_t scanned;
-    int64_t deadline_us;
-} scan_run;
-
-enum { RUN_ENOUGH = 1, RUN_ERROR = 2, RUN_TIMEOUT = 3 };
-
-static int visit(void *arg, const entry_view *e)
-{
-    scan_run *run = arg;
-    if (e->tomb)
-        return 0;
-    run->scanned++;
-    qrow row;
-    row.key = e->key_is_str ? qv_str(e->key, e->klen)
-                            : (qvalue){.type = QT_BIN, .v.s = {e->key, e->klen}};
-    row.value = qv_undefined();
-    if (run->source != QSRC_KEYS &&
-        !qvalue_decode(e->value, e->vlen, QUERY_VALUE_DEPTH, &row.value))
-        row.value = qv_undefined(); /* values are checked on write: cannot happen */
-    int rc = qexec_add(run->x, &row, &run->err);
-    if (rc == QEXEC_ENOUGH)
-        return RUN_ENOUGH;
-    if (rc < 0) {
-        run->rc = rc;
-        return RUN_ERROR;
-    }
-    /* the clock is read every 256 rows: cheap, and fine-grained enough */
-    if (run->deadline_us && (run->scanned & 255) == 0 && query_now_us() > run->deadline_us)
-        return RUN_TIMEOUT;
-    return 0;
-}
-
-static void set_fail(query_fail *f, int status, const char *msg)
-{
-    f->status = status;
-    snprintf(f->msg, sizeof f->msg, "%s", msg);
-}
-
-/* An executor error (from qexec_new, _add, _finish, _merge) as a failure. */
-static void exec_fail(query_fail *f, int rc, const qerror *err)
+void query_exec_fail(query_fail *f, int rc, const qerror *err)
 {
     if (rc == -ENOMEM) {
-        set_fail(f, ST_NO_MEMORY, "QUERY: out of memory");
+        f->status = ST_NO_MEMORY;
+        snprintf(f->msg, sizeof f->msg, "QUERY: out of memory");
     } else if (rc == -E2BIG) {
-        set_fail(f, ST_TOO_LARGE, "QUERY: too many distinct values for an aggregate");
+        f->status = ST_TOO_LARGE;
+        snprintf(f->msg, sizeof f->msg, "QUERY: too many distinct values for an aggregate");
     } else {
         f->status = ST_BAD_ARGUMENT;
         snprintf(f->msg, sizeof f->msg, "query: at %u: %s", err->pos, err->msg);
     }
 }
 
-int query_scan(region_t *r, qexec *ex, qsource source, bool primary_only, int64_t deadline_us,
-               uint64_t *scanned, query_fail *f)
-{
-    scan_run run = {.x = ex, .source = source, .deadline_us = deadline_us};
-    region_page_bound bound = {.limit = QUERY_PAGE_ENTRIES, .max_bytes = SIZE_MAX,
-                               .with_values = true, .primary_only = primary_only};
-    uint64_t cursor = 0, next;
-    int rc;
-    do {
-        rc = region_scan_bounded(r, cursor, &bound, visit, &run, &next);
-        cursor = next;
-    } while (rc == 0 && cursor);
-    *scanned += run.scanned;
-    if (rc == 0 || rc == RUN_ENOUGH)
-        return 0;
-    if (rc == RUN_TIMEOUT) {
-        f->status = ST_UNAVAILABLE;
-        snprintf(f->msg, sizeof f->msg, "QUERY: timed out (%llu entries scanned); narrow the query "
-                 "or raise timeout_ms", (unsigned long long)*scanned);
-    } else if (rc == RUN_ERROR) {
-        exec_fail(f, run.rc, &run.err);
-    } else {
-        set_fail(f, ST_NO_MEMORY, "QUERY: out of memory");
-    }
-    return -1;
-}
-
-/* ---- replying ---- */
-
 void query_reply_fail(req_ctx *x, const query_fail *f) { reply_error(x, f->status, "%s", f->msg); }
-
-void query_reply_result(req_ctx *x, qexec *ex, uint64_t matched, uint64_t scanned, int64_t t0)
-{
-    qerror err;
-    int rc = qexec_finish(ex, &err);
-    if (rc) {
-        query_fail f;
-        exec_fail(&f, rc, &err);
-        query_reply_fail(x, &f);
-        return;
-    }
-    size_t total = 64;
-    for (uint32_t i = 0; i < qexec_ncolumns(ex); i++)
-        total += strlen(qexec_column(ex, i)) + 5;
-    for (size_t i = 0; i < qexec_nrows(ex); i++) {
-        size_t len;
-        qexec_row(ex, i, &len);
-        total += len;
-    }
-    if (total + 128 > reply_budget(x)) {
-        reply_error(x, ST_TOO_LARGE, "QUERY: the result (%zu rows, %zu bytes) does not fit in one "
-                    "reply of %zu bytes; add a LIMIT or select fewer fields",
-                    qexec_nrows(ex), total, reply_budget(x));
-        return;
-    }
-    reply_head(x, ST_OK, 3);
-    msgpack_pack_array(&x->pk, qexec_ncolumns(ex));
-    for (uint32_t i = 0; i < qexec_ncolumns(ex); i++)
-        mpw_cstr(&x->pk, qexec_column(ex, i));
-    msgpack_pack_array(&x->pk, (uint32_t)qexec_nrows(ex));
-    for (size_t i = 0; i < qexec_nrows(ex); i++) {
-        size_t len;
-        const uint8_t *p = qexec_row(ex, i, &len);
-        mpw_raw(&x->pk, p, len);
-    }
-    msgpack_pack_map(&x->pk, 4);
-    mpw_kv_uint(&x->pk, "matched", matched);
-    mpw_kv_uint(&x->pk, "rows", qexec_nrows(ex));
-    mpw_kv_uint(&x->pk, "scanned", scanned);
-    mpw_kv_uint(&x->pk, "elapsed_us", (uint64_t)(query_now_us() - t0));
-    reply_done(x);
-}
 
 /* ---- the handlers ---- */
 
@@ -274,26 +188,6 @@ static region_t *find_region(req_ctx *x, const query_t *q)
     if (!r)
         reply_error(x, ST_UNKNOWN_REGION, "QUERY: no region named '%s'", q->region);
     return r;
-}
-
-static void run_local(req_ctx *x, region_t *r, const query_t *q, const query_args *a, int64_t t0)
-{
-    qexec *ex;
-    qerror err;
-    query_fail f;
-    int rc = qexec_new(q, a->params, a->nparams, &ex, &err);
-    if (rc) {
-        exec_fail(&f, rc, &err);
-        query_reply_fail(x, &f);
-        return;
-    }
-    uint64_t scanned = 0;
-    int64_t deadline = a->timeout_ms ? t0 + a->timeout_ms * 1000 : 0;
-    if (query_scan(r, ex, q->source, false, deadline, &scanned, &f))
-        query_reply_fail(x, &f);
-    else
-        query_reply_result(x, ex, qexec_matched(ex), scanned, t0);
-    qexec_free(ex);
 }
 
 /* The plan's lines, collected for the reply. */
@@ -319,11 +213,18 @@ static void collect_line(void *arg, const char *line)
     pl->v[pl->n++] = s;
 }
 
-/* EXPLAIN: the plan as rows of one column "plan", shaped like a result. */
-static void reply_plan(req_ctx *x, const query_t *q, bool clustered, int64_t t0)
+/* EXPLAIN: the plan as rows of one column "plan", shaped like a result.
+ * The index it names is the one the scans would choose now, with a's
+ * parameters. */
+static void reply_plan(req_ctx *x, region_t *r, const query_t *q, const query_args *a,
+                       int64_t t0)
 {
     plan_lines pl = {0};
-    if (qplan_describe(q, clustered, collect_line, &pl) || pl.failed) {
+    qindex_probe *probe = NULL;
+    int rc = qindex_plan(r, q, a->params, a->nparams, &probe);
+    const char *access = probe ? qindex_probe_describe(probe) : NULL;
+    if (rc < 0 || qplan_describe(q, region_clustered(r), access, collect_line, &pl) ||
+        pl.failed) {
         reply_error(x, ST_NO_MEMORY, "QUERY: out of memory");
     } else {
         reply_head(x, ST_OK, 3);
@@ -344,6 +245,7 @@ static void reply_plan(req_ctx *x, const query_t *q, bool clustered, int64_t t0)
     for (size_t i = 0; i < pl.n; i++)
         free(pl.v[i]);
     free(pl.v);
+    qindex_probe_free(probe);
 }
 
 /* What both handlers start with: the arguments, the parsed query and its
@@ -366,61 +268,75 @@ void handle_query(req_ctx *x)
     query_t *q = begin(x, &a, &r);
     if (!q)
         return;
-    if (r && !a.explain && region_clustered(r)) {
-        query_coordinate(x, r, q, &a, t0); /* takes q */
+    if (r && !a.explain) {
+        qcursor_open(x, r, q, &a, t0); /* takes q */
         return;
     }
-    if (r && a.explain)
-        reply_plan(x, q, region_clustered(r), t0);
-    else if (r)
-        run_local(x, r, q, &a, t0);
+    if (r)
+        reply_plan(x, r, q, &a, t0);
     query_free(q);
 }
 
-/* This member's part of a cluster query into ex over r: the buckets it is
- * primary for, which must not change while it scans (else the gatherer
- * could count a bucket twice or not at all). *covered gets them. */
-static int scan_part(region_t *r, qexec *ex, const query_t *q, const query_args *a, int64_t t0,
-                     uint8_t *covered, uint64_t *scanned, query_fail *f)
+void handle_query_next(req_ctx *x)
 {
-    uint32_t nb = region_cfg(r)->total_num_buckets;
-    uint8_t *after = calloc(1, (nb + 7) / 8);
-    if (!after) {
-        set_fail(f, ST_NO_MEMORY, "QUERY: out of memory");
-        return -1;
-    }
-    region_primary_bitmap(r, covered);
-    int64_t deadline = a->timeout_ms ? t0 + a->timeout_ms * 1000 : 0;
-    int rc = query_scan(r, ex, q->source, true, deadline, scanned, f);
-    region_primary_bitmap(r, after);
-    if (!rc && memcmp(covered, after, (nb + 7) / 8)) {
-        set_fail(f, ST_UNAVAILABLE, "QUERY: buckets moved during the query; retry");
-        rc = -1;
-    }
-    free(after);
-    return rc;
+    uint64_t id;
+    query_args a;
+    memset(&a, 0, sizeof a);
+    if (arg_uint(x, 0, &id) || query_read_options(x, 1, &a))
+        return;
+    qcursor_next(x, id, &a);
 }
 
-static void reply_part(req_ctx *x, qexec *ex, const uint8_t *covered, uint32_t nb, uint64_t scanned)
+void handle_query_close(req_ctx *x)
 {
-    qerror err;
-    reply_head(x, ST_OK, 4);
-    int rc = qexec_pack_partial(ex, &x->pk, &err);
-    if (rc) { /* an error now would leave a broken reply: answer it instead */
-        reply_discard(x);
-        query_fail f;
-        exec_fail(&f, rc, &err);
-        query_reply_fail(x, &f);
+    uint64_t id;
+    if (arg_uint(x, 0, &id) == 0)
+        qcursor_close(x, id);
+}
+
+void handle_query_cancel(req_ctx *x)
+{
+    uint64_t id;
+    if (arg_uint(x, 0, &id) == 0)
+        qcursor_cancel(x, id);
+}
+
+/* ---- QUERY_PART ---- */
+
+static void reply_part(req_ctx *x, const qpart_job *p)
+{
+    if (p->fail.status) {
+        query_reply_fail(x, &p->fail);
         return;
     }
-    msgpack_pack_bin(&x->pk, (nb + 7) / 8);
-    msgpack_pack_bin_body(&x->pk, covered, (nb + 7) / 8);
-    msgpack_pack_uint64(&x->pk, qexec_matched(ex));
-    msgpack_pack_uint64(&x->pk, scanned);
+    reply_head(x, ST_OK, 4);
+    mpw_raw(&x->pk, buf_rptr(&p->partial), buf_readable(&p->partial));
+    msgpack_pack_bin(&x->pk, (p->nbuckets + 7) / 8);
+    msgpack_pack_bin_body(&x->pk, p->covered, (p->nbuckets + 7) / 8);
+    msgpack_pack_uint64(&x->pk, p->matched);
+    msgpack_pack_uint64(&x->pk, p->scanned);
     reply_done(x);
 }
 
-/* QUERY_PART: this member's part of a cluster query, as a partial result
+/* The part's job finished (on the worker again): answer it. */
+static void on_part_done(qjob *j, bool orphan)
+{
+    qpart_job *p = (qpart_job *)j;
+    conn_t *c = p->owner;
+    qcursor_untrack_part(c, p);
+    if (!orphan && !c->dead) {
+        msg_request req = {.id = p->req_id};
+        req_ctx x = {.conn = c, .w = j->w, .srv = j->w->srv, .req = &req};
+        msgpack_packer_init(&x.pk, c, conn_pack_write);
+        reply_part(&x, p);
+        conn_kick(c);
+    }
+    conn_wait_done(c);
+    qpart_free(p);
+}
+
+/* QUERY_PART: this member's share of a cluster query (the buckets of the
+ * "buckets" option, or all, that it is primary for) as a partial result
  * with the buckets it covered. */
 void handle_query_part(req_ctx *x)
 {
@@ -430,24 +346,26 @@ void handle_query_part(req_ctx *x)
     query_t *q = begin(x, &a, &r);
     if (!q)
         return;
-    if (r) {
-        qexec *ex = NULL;
-        qerror err;
-        query_fail f;
-        uint32_t nb = region_cfg(r)->total_num_buckets;
-        uint8_t *covered = calloc(1, (nb + 7) / 8);
-        uint64_t scanned = 0;
-        int rc = covered ? qexec_new(q, a.params, a.nparams, &ex, &err) : -ENOMEM;
-        if (rc)
-            exec_fail(&f, rc, &err);
-        else
-            rc = scan_part(r, ex, q, &a, t0, covered, &scanned, &f);
-        if (rc)
-            query_reply_fail(x, &f);
-        else
-            reply_part(x, ex, covered, nb, scanned);
-        qexec_free(ex);
-        free(covered);
+    uint32_t nb = r ? region_cfg(r)->total_num_buckets : 0;
+    qpart_job *p = NULL;
+    if (!r) {
+        /* begin replied UNKNOWN_REGION */
+    } else if (a.buckets && a.buckets_len != (nb + 7) / 8) {
+        reply_error(x, ST_BAD_ARGUMENT, "QUERY_PART: buckets must be a bitmap of %u bytes",
+                    (nb + 7) / 8);
+    } else if (!(p = qpart_new(region_cfg(r)->name, a.text, a.tlen, a.params_raw, a.params_len,
+                               a.buckets, nb))) {
+        reply_error(x, ST_NO_MEMORY, "QUERY: out of memory");
+    } else {
+        p->primary_only = true;
+        p->deadline_us = a.timeout_ms ? t0 + a.timeout_ms * 1000 : 0;
+        p->owner = x->conn;
+        p->req_id = x->req->id;
+        p->job.done = on_part_done;
+        p->job.w = x->w;
+        x->conn->waits++; /* answered from on_part_done */
+        qcursor_track_part(x->conn, p);
+        qpool_submit(x->srv->qpool, &p->job);
     }
     query_free(q);
 }

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/mpw.h"
 #include "common/proto.h"
+#include "region/journal.h"
 #include "server/cluster.h"
 #include "server/link.h"
 #include "server/registry.h"
@@ -218,6 +219,17 @@ static int apply_tail(region_t *r, uint32_t bucket, mp_cursor *c)
     return 0;
 }
 
+/* The first page carries the primary's counter after it began replicating
+ * here: the bucket's journal is complete above it (region/journal.h). c is
+ * at the page's tail: [tracker, counter, floor]. */
+static void note_image_start(region_t *r, uint32_t bucket, mp_cursor c)
+{
+    uint64_t counter;
+    journal_t *jn = journal_find(r);
+    if (jn && mp_skip(&c, -1) == 0 && mp_read_uint(&c, &counter) == 0)
+        journal_image_start(jn, bucket, counter);
+}
+
 static void report_ready(image_sync *s, image_job *j)
 {
     j->not_before_ms = cluster_now_ms() + IMAGE_SYNC_READY_RESEND_MS;
@@ -264,6 +276,8 @@ static void on_page(link_t *l, const msg_response *r, void *arg)
         fail(pc.s, j, reg ? "malformed page" : "region gone");
         return;
     }
+    if (j->cursor == 0)
+        note_image_start(reg, j->bucket, c);
     if (next) {
         j->cursor = next;
         request_page(pc.s, j);

@@ -44,19 +44,22 @@ static void save_regions(locator *lc)
         const cmap_region *r = &lc->map->regions[i];
         fprintf(f, "%s %s %u %u\n", r->name, r->type, r->redundant_copies, r->nbuckets);
     }
+    locator_index_save(f, lc->map); /* after the regions they belong to */
     if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, lc->regions_path))
         log_error("cannot save %s: %s", lc->regions_path, strerror(errno));
 }
+
+void locator_save_definitions(locator *lc) { save_regions(lc); }
 
 static void load_regions(locator *lc)
 {
     FILE *f = fopen(lc->regions_path, "r");
     if (!f)
         return;
-    char line[512], name[CMAP_NAME_MAX + 1], type[CMAP_TYPE_MAX + 1];
+    char line[CMAP_INDEX_EXPR_MAX + 512], name[CMAP_NAME_MAX + 1], type[CMAP_TYPE_MAX + 1];
     unsigned red, nb;
     while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#')
+        if (line[0] == '#' || locator_index_load(lc->map, line))
             continue;
         if (sscanf(line, "%128s %40s %u %u", name, type, &red, &nb) == 4 && nb > 0 &&
             nb <= AGATE_MAX_BUCKETS && red <= AGATE_MAX_REDUNDANT_COPIES)
@@ -772,8 +775,9 @@ static void member_region_stats(const lmember *m, const char *region, uint64_t o
         const uint8_t *p;
         uint32_t pn;
         uint64_t v[4];
-        if (mp_read_array(&c, &k) || k != 5 || mp_read_str(&c, &p, &pn) || mp_read_uint(&c, &v[0]) ||
-            mp_read_uint(&c, &v[1]) || mp_read_uint(&c, &v[2]) || mp_read_uint(&c, &v[3]))
+        if (mp_read_array(&c, &k) || (k != 5 && k != 6) || mp_read_str(&c, &p, &pn) ||
+            mp_read_uint(&c, &v[0]) || mp_read_uint(&c, &v[1]) || mp_read_uint(&c, &v[2]) ||
+            mp_read_uint(&c, &v[3]) || (k == 6 && mp_skip(&c, 8))) /* 6th: index stats */
             return;
         if (pn == strlen(region) && !memcmp(p, region, pn)) {
             memcpy(out, v, sizeof v);
@@ -1056,6 +1060,9 @@ static const command loc_commands[MAX_OP] = {
     [OP_REGION_DESTROY] = {OP_REGION_DESTROY, "REGION_DESTROY", loc_region_destroy, 1, 1, 0, -1, {"name"}},
     [OP_REGION_LIST] = {OP_REGION_LIST, "REGION_LIST", loc_region_list, 0, 0, 0, -1, {0}},
     [OP_REGION_DESCRIBE] = {OP_REGION_DESCRIBE, "REGION_DESCRIBE", loc_region_describe, 1, 1, 0, -1, {"name"}},
+    [OP_INDEX_CREATE] = {OP_INDEX_CREATE, "INDEX_CREATE", loc_index_create, 3, 4, 0, -1, {"region", "name", "expression", "type"}},
+    [OP_INDEX_DESTROY] = {OP_INDEX_DESTROY, "INDEX_DESTROY", loc_index_destroy, 2, 2, 0, -1, {"region", "name"}},
+    [OP_INDEX_LIST] = {OP_INDEX_LIST, "INDEX_LIST", loc_index_list, 0, 1, 0, -1, {"region"}},
     [OP_PUT] = {OP_PUT, "PUT", loc_no_data, 0, 8, 0, -1, {0}},
     [OP_GET] = {OP_GET, "GET", loc_no_data, 0, 8, 0, -1, {0}},
     [OP_REMOVE] = {OP_REMOVE, "REMOVE", loc_no_data, 0, 8, 0, -1, {0}},

@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common/cmap.h"
@@ -76,6 +77,17 @@ void locator_publish(locator *lc);
 cmap_bucket *locator_bucket(locator *lc, const char *region, uint32_t b);
 /* A member of the view, or NULL. */
 lmember *locator_member(locator *lc, uint32_t id);
+/* Saves the region and index definitions (locator.c). */
+void locator_save_definitions(locator *lc);
+/* locator_index.c: INDEX_CREATE, INDEX_DESTROY, INDEX_LIST at the locator,
+ * and the index lines of the definitions file (load: true when line was
+ * an index line, used or reported). */
+struct req_ctx;
+void loc_index_create(struct req_ctx *x);
+void loc_index_destroy(struct req_ctx *x);
+void loc_index_list(struct req_ctx *x);
+void locator_index_save(FILE *f, const cmap_t *m);
+bool locator_index_load(cmap_t *m, const char *line);
 /* Whether a primary handoff of the bucket is in progress. */
 bool locator_handoff_pending(locator *lc, const char *region, uint32_t bucket);
 /* Starts handing the bucket's primary from member `from` to its ready

@@ -19,6 +19,7 @@
 #include "server/locator.h"
 #include "server/member.h"
 #include "server/server.h"
+#include "server/query_pool.h"
 #include "server/worker.h"
 
 #define RECLAIM_INTERVAL_MS 200
@@ -159,8 +160,11 @@ static int start_workers(server_t *srv)
 {
     srv->nworkers = srv->cfg.threads;
     srv->workers = calloc((size_t)srv->nworkers, sizeof(worker_t));
-    srv->qsbr = qsbr_new(srv->nworkers);
+    /* QSBR slots: the workers, then the query threads */
+    srv->qsbr = qsbr_new(srv->nworkers + srv->cfg.query_threads);
     srv->registry = srv->qsbr ? registry_new(srv->qsbr, srv->member_id) : NULL;
+    if (srv->registry)
+        registry_set_journal_bytes(srv->registry, srv->cfg.journal_bytes);
     if (!srv->workers || !srv->registry)
         return -ENOMEM;
     for (int i = 0; i < srv->nworkers; i++) {
@@ -170,7 +174,8 @@ static int start_workers(server_t *srv)
             return rc;
         }
     }
-    return 0;
+    srv->qpool = qpool_new(srv, srv->cfg.query_threads, srv->nworkers);
+    return srv->qpool ? 0 : -ENOMEM;
 }
 
 static void stop_all(server_t *srv)
@@ -180,8 +185,12 @@ static void stop_all(server_t *srv)
     /* all workers drain at once, each under its own deadline, not one after another */
     for (int i = 0; i < srv->nworkers; i++)
         worker_signal_stop(&srv->workers[i]);
+    /* running scans are cancelled, and their results reach the workers
+     * while they drain */
+    qpool_stop(srv->qpool);
     for (int i = 0; i < srv->nworkers; i++)
         worker_join(&srv->workers[i]);
+    qpool_free(srv->qpool);
     registry_free(srv->registry);
     qsbr_free(srv->qsbr);
     free(srv->workers);

@@ -14,7 +14,9 @@
 #include "common/mpw.h"
 #include "common/proto.h"
 #include "server/cluster.h"
+#include "server/cq.h"
 #include "server/image_sync.h"
+#include "server/index_sync.h"
 #include "server/link.h"
 #include "server/registry.h"
 
@@ -97,6 +99,8 @@ static void apply_region(member_agent *a, region_t *r, const cmap_region *mr)
             image_sync_cancel(a->images, mr->name, b);
         if (rr == ROLE_NONE && old != ROLE_NONE)
             region_bucket_drop(r, b);
+        if (rr == ROLE_PRIMARY && old != ROLE_PRIMARY)
+            cq_primary_gained(r, b); /* its CQs replay the bucket from its journal */
         if (rr == ROLE_PRIMARY && old != ROLE_PRIMARY)
             log_info("region %s bucket %u: primary here (term %llu)", mr->name, b,
                      (unsigned long long)bk->term);
@@ -185,8 +189,10 @@ static void apply_map(member_agent *a, cmap_t *m)
             continue;
         }
         region_t *r = registry_find(a->srv->registry, (const uint8_t *)mr->name, strlen(mr->name));
-        if (r && region_cfg(r)->total_num_buckets == mr->nbuckets)
+        if (r && region_cfg(r)->total_num_buckets == mr->nbuckets) {
+            index_sync_region(a->base, a->srv, r, mr); /* before roles: images get indexed */
             apply_region(a, r, mr);
+        }
     }
     drop_unlisted(a, m);
     store_blob(a, m);
@@ -363,12 +369,13 @@ static void pack_stats(member_agent *a, msgpack_packer *pk)
                 entries += region_bucket_size(r, b);
             }
         }
-        msgpack_pack_array(pk, 5);
+        msgpack_pack_array(pk, 6);
         mpw_cstr(pk, region_cfg(r)->name);
         msgpack_pack_uint64(pk, buckets);
         msgpack_pack_uint64(pk, primaries);
         msgpack_pack_uint64(pk, entries);
         msgpack_pack_uint64(pk, bytes);
+        index_pack_stats(r, pk); /* the locator's list indexes shows them */
     }
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/hash.h"
+#include "region/journal.h"
 
 /* An immutable snapshot: regions in creation order plus an open-addressing
  * index by name. Never modified after publication. */
@@ -22,6 +23,7 @@ struct registry {
     qsbr_t *q;
     uint32_t member_id;
     bool clustered; /* regions created from now on are copies in a cluster */
+    size_t journal_bytes; /* per bucket of each new region; 0: no journal */
     pthread_mutex_t write_lock; /* serialises create/destroy */
     _Atomic(registry_view *) view;
 };
@@ -148,6 +150,10 @@ int registry_create(registry_t *reg, const region_config *cfg, int if_not_exists
         goto out;
     if (reg->clustered)
         region_set_clustered(r);
+    if (reg->journal_bytes && !journal_attach(r, reg->journal_bytes)) {
+        region_free(r);
+        goto out;
+    }
     region_t **all = malloc((cur->n + 1) * sizeof(*all));
     if (!all) {
         region_free(r);
@@ -200,3 +206,4 @@ out:
 }
 
 void registry_set_clustered(registry_t *reg) { reg->clustered = true; }
+void registry_set_journal_bytes(registry_t *reg, size_t bytes) { reg->journal_bytes = bytes; }

@@ -37,6 +37,10 @@ int registry_create(registry_t *reg, const region_config *cfg, int if_not_exists
 /* Unlinks and retires a region. 0 or -ENOENT. */
 int registry_destroy(registry_t *reg, const uint8_t *name, size_t n);
 
+/* Regions created after this get an event journal of bytes per bucket
+ * (region/journal.h; 0: none, the default). */
+void registry_set_journal_bytes(registry_t *reg, size_t bytes);
+
 /* Regions created after this are cluster copies (region_set_clustered). */
 void registry_set_clustered(registry_t *reg);
 

@@ -32,6 +32,7 @@ typedef struct server {
     registry_t *registry;
     struct worker *workers;
     int nworkers;
+    struct qpool *qpool;     /* query scans (server/query_pool.h) */
     unsigned next_worker;
     struct event_base *base; /* the listener's loop, on the main thread */
     struct evconnlistener *listener;

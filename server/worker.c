@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "server/conn.h"
+#include "server/cq.h"
 #include "server/replicate.h"
 
 /* How long a stopping worker may spend answering what it has already read. */
@@ -26,6 +27,7 @@ static void start_draining(worker_t *w)
     w->draining = true;
     event_del(w->notify_ev);
     event_base_once(w->base, -1, EV_TIMEOUT, on_drain_deadline, w, &deadline);
+    cq_worker_draining(w); /* subscribers hear PUSH_CQ_CLOSED before their connections close */
     for (conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
         conn_drain(c);
@@ -66,6 +68,7 @@ static void *worker_main(void *arg)
     /* the drain deadline passed (or nothing was left): close the rest */
     while (w->conns)
         conn_free(w->conns);
+    cq_worker_stop(w);
     repl_free(w->repl);
     w->repl = NULL;
     return NULL;
@@ -76,6 +79,49 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_send_kicked(arg);
+}
+
+/* Takes the posted tasks, oldest first. */
+static worker_task *take_posted(worker_t *w)
+{
+    pthread_mutex_lock(&w->posted_lock);
+    worker_task *t = w->posted, *rev = NULL;
+    w->posted = NULL;
+    pthread_mutex_unlock(&w->posted_lock);
+    while (t) { /* the list was built newest first */
+        worker_task *next = t->next;
+        t->next = rev;
+        rev = t;
+        t = next;
+    }
+    return rev;
+}
+
+static void run_posted(worker_t *w, bool orphan)
+{
+    for (worker_task *t = take_posted(w), *next; t; t = next) {
+        next = t->next;
+        t->fn(t, orphan);
+    }
+}
+
+static void on_posted(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_t *w = arg;
+    worker_enter(w);
+    run_posted(w, false);
+    worker_leave(w);
+}
+
+void worker_post(worker_t *w, worker_task *t)
+{
+    pthread_mutex_lock(&w->posted_lock);
+    t->next = w->posted;
+    w->posted = t;
+    pthread_mutex_unlock(&w->posted_lock);
+    event_active(w->posted_ev, 0, 0);
 }
 
 int worker_start(worker_t *w, server_t *srv, int id)
@@ -99,6 +145,10 @@ int worker_start(worker_t *w, server_t *srv, int id)
         return -ENOMEM;
     w->kick_ev = event_new(w->base, -1, 0, on_kick, w);
     if (!w->kick_ev)
+        return -ENOMEM;
+    pthread_mutex_init(&w->posted_lock, NULL);
+    w->posted_ev = event_new(w->base, -1, 0, on_posted, w);
+    if (!w->posted_ev)
         return -ENOMEM;
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc)
@@ -136,8 +186,12 @@ void worker_join(worker_t *w)
     if (!w->base)
         return;
     pthread_join(w->thread, NULL);
+    /* the main thread now: what other threads posted too late is released */
+    run_posted(w, true);
     event_free(w->notify_ev);
     event_free(w->kick_ev);
+    event_free(w->posted_ev);
+    pthread_mutex_destroy(&w->posted_lock);
     event_base_free(w->base);
     close(w->notify_rd);
     close(w->notify_wr);

@@ -16,6 +16,15 @@
 
 struct conn;
 
+/* Work another thread hands to a worker (worker_post): fn runs on the
+ * worker's thread inside worker_enter/leave, or, when the worker stopped
+ * before getting to it, from worker_join with orphan true (then only
+ * release what the task holds: the worker's loop and base are gone). */
+typedef struct worker_task {
+    void (*fn)(struct worker_task *t, bool orphan);
+    struct worker_task *next;
+} worker_task;
+
 typedef struct worker {
     int id;
     server_t *srv;
@@ -30,6 +39,9 @@ typedef struct worker {
     struct conn *kicked;      /* conns with late replies to send (conn_kick) */
     struct event *kick_ev;    /* sends them once per loop pass */
     int online_depth;         /* nesting of worker_enter */
+    pthread_mutex_t posted_lock; /* guards posted */
+    worker_task *posted;      /* tasks from other threads (worker_post) */
+    struct event *posted_ev;  /* runs them */
     /* statistics: written only by this worker, read by any */
     _Alignas(64) _Atomic uint64_t nconns;
     _Atomic uint64_t ops[WORKER_OPS_TRACKED];
@@ -44,6 +56,8 @@ int worker_handoff(worker_t *w, int fd);
 #define WORKER_NOTE_STOP (-1)
 #define WORKER_NOTE_VIEW (-2) /* the cluster view changed */
 void worker_note(worker_t *w, int note);
+/* Queues t to run on w's thread (see worker_task). Any thread; never fails. */
+void worker_post(worker_t *w, worker_task *t);
 /* Asks w to stop: it reads nothing new, answers every request it has read,
  * closes each connection once its replies are sent, and exits when all are
  * closed or drain_ms have passed (then the rest are closed as they are). */

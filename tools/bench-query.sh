@@ -14,14 +14,17 @@
 #             (a random window holding ~0.1% of the orders)
 #   SCAN      SELECT status, COUNT(*), SUM(total) FROM /bench GROUP BY status
 # each for --duration seconds with every client count of --clients (one
-# query in flight per connection). There are no indexes yet: every query,
-# the point query included, reads every entry.
+# query in flight per connection), first without indexes (every query
+# reads every entry), then POINT and RANGE again after
+#   agate create index --name=byId --expression=id --type=hash
+#   agate create index --name=byTotal --expression=total --type=range
+# (shown as POINT+IDX and RANGE+IDX).
 #
 # Redis has no query language, so there is no Redis column; the key-value
 # comparison with Redis is tools/bench-vs-redis.sh.
 #
-# Installs nothing. Needs a build of agated and agate-bench, plus the agate
-# CLI for --cluster (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release &&
+# Installs nothing. Needs a build of agated, agate-bench and the agate CLI
+# (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release &&
 # cmake --build build -j2). Every process it starts is killed by pid when
 # it exits.
 set -euo pipefail
@@ -49,7 +52,7 @@ Usage: tools/bench-query.sh [--entries N] [--duration S] [--clients LIST] [--qui
   --quick             --entries 100000 --duration 2 --clients 1: a smoke test,
                       not a measurement
   --out FILE          also write the markdown report to FILE
-  --bin DIR           where agated, agate-bench and (for --cluster) agate are
+  --bin DIR           where agated, agate-bench and agate are
                       (default build/bin)
   --agate-threads N   agated --threads (default: agated's own, CPUs - 1, at least 1)
   --cluster           also run every test on a cluster: a locator and two
@@ -101,8 +104,7 @@ done
 
 # ---- prerequisites -----------------------------------------------------
 missing=0
-progs=(agated agate-bench)
-[ "$CLUSTER" = 1 ] && progs+=(agate)
+progs=(agated agate-bench agate)
 for prog in "${progs[@]}"; do
     if [ ! -x "$BIN/$prog" ]; then
         echo "bench-query: $BIN/$prog not found; build it first:" >&2
@@ -258,21 +260,22 @@ start_cluster() {
 # A benchmark command that runs longer than this is stopped (a hung server).
 TEST_LIMIT=600
 
-# run_bench SIDE CLIENTS EXTRA...: one agate-bench run of every test on
-# SIDE (agate or cluster) with CLIENTS connections; appends its CSV lines
-# to $TMP/results as "side|clients|csv fields".
+# run_bench SIDE CLIENTS TESTS SUFFIX EXTRA...: one agate-bench run of
+# TESTS (-t) on SIDE (agate or cluster) with CLIENTS connections; appends
+# its CSV lines to $TMP/results as "side|clients|csv fields", SUFFIX added
+# to the test names.
 run_bench() {
-    local side=$1 c=$2
-    shift 2
+    local side=$1 c=$2 tests=$3 suffix=$4
+    shift 4
     local target
     if [ "$side" = cluster ]; then
         target=(--locator "$LOCATOR")
     else
         target=(-h 127.0.0.1 -p "$AGATE_PORT")
     fi
-    echo "  $side, -c $c: pointget, point, range, scan, ${DURATION} s each" >&2
+    echo "  $side, -c $c: $tests$suffix, ${DURATION} s each" >&2
     timeout "$TEST_LIMIT" "$BIN/agate-bench" "${target[@]}" -r "$ENTRIES" -c "$c" \
-        -t pointget,query --duration "$DURATION" --csv "$@" >"$TMP/out.csv" 2>"$TMP/err" || {
+        -t "$tests" --duration "$DURATION" --csv "$@" >"$TMP/out.csv" 2>"$TMP/err" || {
         local rc=$?
         echo "bench-query: agate-bench failed on $side (exit status $rc$([ "$rc" = 124 ] && echo ": still running after $TEST_LIMIT s, stopped"))" >&2
         cat "$TMP/err" >&2
@@ -281,7 +284,22 @@ run_bench() {
     }
     # the load line ("LOAD: N orders in S seconds ...") goes to stderr with --csv
     grep '^LOAD:' "$TMP/err" | sed "s/^/$side: /" >>"$TMP/loads" || true
-    grep -v '^"test"' "$TMP/out.csv" | tr -d '"' | sed "s/^/$side|$c|/" >>"$TMP/results"
+    grep -v '^"test"' "$TMP/out.csv" | tr -d '"' | sed "s/^\([A-Z]*\),/$side|$c|\1$suffix,/" >>"$TMP/results"
+}
+
+# create_indexes SIDE: the two indexes on region bench, through the CLI.
+create_indexes() {
+    local side=$1 target
+    if [ "$side" = cluster ]; then target=(--locator="$LOCATOR"); else target=(--server="127.0.0.1:$AGATE_PORT"); fi
+    "$BIN/agate" create index --name=byId --region=bench --expression=id --type=hash \
+        "${target[@]}" >"$TMP/index.log" 2>&1 &&
+        "$BIN/agate" create index --name=byTotal --region=bench --expression=total --type=range \
+            "${target[@]}" >>"$TMP/index.log" 2>&1 || {
+        echo "bench-query: creating the indexes on $side failed:" >&2
+        cat "$TMP/index.log" >&2
+        exit 1
+    }
+    grep -h "created" "$TMP/index.log" | sed "s/^/  $side: /" >&2 || true
 }
 
 SIDES=(agate)
@@ -315,11 +333,15 @@ for side in "${SIDES[@]}"; do
     first=1
     for c in "${CLIENTS[@]}"; do
         if [ "$first" = 1 ]; then
-            run_bench "$side" "$c"    # loads the orders first
+            run_bench "$side" "$c" pointget,query "" # loads the orders first
             first=0
         else
-            run_bench "$side" "$c" --no-prefill
+            run_bench "$side" "$c" pointget,query "" --no-prefill
         fi
+    done
+    create_indexes "$side"
+    for c in "${CLIENTS[@]}"; do
+        run_bench "$side" "$c" point,range "+IDX" --no-prefill
     done
 done
 if [ "$CLUSTER" = 1 ]; then
@@ -347,7 +369,7 @@ fi
             f[1], side, $2, f[9], f[2], f[5], f[7], f[8], rows, scanned, srvms, rate
     }' "$TMP/results"
     echo
-    echo "POINTGET is agate_get of the key of the same random order: what a point query could approach with an index. POINT, RANGE and SCAN all read every entry (no indexes yet). Latency: around each synchronous agate_query/agate_get call; p99 of fewer than 100 queries is close to the maximum. Entries scanned/s: the replies' stats, scanned / elapsed_us (server time per query). Redis has no query language: no Redis column."
+    echo "POINTGET is agate_get of the key of the same random order: the floor for a point query. POINT, RANGE and SCAN read every entry; POINT+IDX and RANGE+IDX are the same queries after creating a hash index on id and a range index on total (each member reads only the entries its index part selects). Latency: around each synchronous agate_query/agate_get call; p99 of fewer than 100 queries is close to the maximum. Entries scanned/s: the replies' stats, scanned / elapsed_us (server time per query). Redis has no query language: no Redis column."
     if [ "$CLUSTER" = 1 ]; then
         echo
         echo "Cluster after the tests: $MEMBERS_AFTER of 2 servers up; redundancy $REDUNDANCY_AFTER."

@@ -217,6 +217,31 @@ run 0 "describe region (text)" -- A describe region "$LOC" --name=orders
 check "text: members table with buckets, primaries, entries" bash -c "grep -q 'MEMBER.*BUCKETS.*PRIMARIES.*ENTRIES' '$W/out' && grep -q '^s1 ' '$W/out' && grep -q '^s2 ' '$W/out'"
 
 # =========================================================================
+echo "# continuous queries through the locator"
+# the CQ registers on both members; keys land on both (k0000..k0009 span buckets)
+A watch "$LOC" --query='SELECT * FROM /orders o WHERE o.cq = true' --json --count=10 --timeout=60 \
+  >"$W/watch.out" 2>"$W/watch.err" </dev/null &
+WPID=$!
+PIDS+=("$WPID")
+wait_for 20 "list cqs via --locator: one row per member, every bucket once" json_true \
+  'len(j) == 2 and all(c["region"] == "orders" and c["name"].startswith("agate-watch-") for c in j) and sum(c["buckets"] for c in j) == 113 and len(set(c["peer"] for c in j)) == 2' \
+  A list cqs "$LOC" --json
+for i in 0 1 2 3 4 5 6 7 8 9; do
+  A put "$LOC" --region=orders --key=cq$i --value="{\"cq\": true, \"n\": $i}" >/dev/null 2>&1 || echo "put cq$i failed"
+done
+wait "$WPID"
+check "watch via --locator exits 0" test "$?" -eq 0
+check "watch via --locator: a CREATE for each put" python3 -c '
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+assert sorted(e["key"] for e in evs) == ["cq%d" % i for i in range(10)], evs
+assert all(e["op"] == "create" and e["value"]["n"] == int(e["key"][2:]) for e in evs)
+' "$W/watch.out"
+[ -s "$W/watch.err" ] && { echo "     watch stderr:"; sed 's/^/       /' "$W/watch.err"; }
+wait_for 10 "list cqs via --locator: gone after the watch" json_true 'j == []' A list cqs "$LOC" --json
+for i in 0 1 2 3 4 5 6 7 8 9; do A remove "$LOC" --region=orders --key=cq$i >/dev/null 2>&1; done
+
+# =========================================================================
 echo "# cluster status and redundancy"
 run 0 "status cluster --json" -- A status cluster "$LOC" --json
 check "status cluster fields" py_true 'j["view_id"] > 0 and j["metadata_version"] > 0 and j["member_timeout_ms"] == 2000 and j["locator"]["name"] == "locator1" and sorted(m["name"] for m in j["members"]) == ["s1", "s2"] and [r["redundant_copies"] for r in j["regions"] if r["name"] == "orders"] == [1]'
@@ -230,6 +255,44 @@ run 0 "status redundancy --json" -- A status redundancy "$LOC" --json
 check "status redundancy --json" py_true 'j["satisfied"] is True and [r["redundancy"] for r in j["regions"] if r["name"] == "orders"] == ["satisfied"] and all(r["buckets_below_redundancy"] == 0 and r["buckets_without_primary"] == 0 for r in j["regions"])'
 run 1 "status redundancy of an unknown region" -- A status redundancy "$LOC" --region=nope
 check "message names the region" err_has "nope"
+
+# =========================================================================
+echo "# indexes through the locator"
+IQ="SELECT o.i AS i FROM /orders o WHERE o.i >= 100 AND o.i < 110 ORDER BY o.i"
+run 0 "query before the indexes" -- A query "$LOC" --query="$IQ" --json
+cp "$W/out" "$W/iq_before.json"
+check "ten rows" py_true 'len(j) == 10'
+run 0 "create index via the locator" -- A create index "$LOC" --name=byI --region=orders --expression=i
+check "create index text" grep -qx 'Index byI created on orders: range index on i; each member builds it over its buckets' "$W/out"
+run 0 "create a hash index via the locator" -- A create index "$LOC" --name=byS --region=orders --expression=s --type=hash
+run 1 "a duplicate index via the locator" -- A create index "$LOC" --name=byI --region=orders --expression=s
+check "duplicate: INDEX_EXISTS" err_has "INDEX_EXISTS"
+run 1 "a bad expression via the locator" -- A create index "$LOC" --name=bad --region=orders --expression='i +'
+check "bad expression: position" err_has "BAD_ARGUMENT: index expression 'i +': at 3:"
+run 1 "an index on an unknown region" -- A create index "$LOC" --name=x --region=nope --expression=i
+check "unknown region" err_has "UNKNOWN_REGION"
+run 0 "list indexes via the locator --json" -- A list indexes "$LOC" --json
+check "the definitions" py_true '[(i["name"], i["type"], i["expression"]) for i in j] == [("byI", "range", "i"), ("byS", "hash", "s")]'
+# Every member holds every bucket (one redundant copy), so each index
+# holds 500 keys on each (o1 has neither i nor s); the figures come with
+# the members' heartbeats.
+members_indexed() {
+  json_true '[(i["name"], i["entries"], i["valid"], sorted(m["member"] for m in i["members"] if m["built"] and m["entries"] == 500 and m["primary_entries"] > 0)) for i in j] == [("byI", 500, True, ["s1", "s2"]), ("byS", 500, True, ["s1", "s2"])]' \
+    A list indexes "$LOC" --region=orders --json
+}
+wait_for 20 "s1 and s2 built both indexes over their copies" members_indexed
+run 0 "list indexes via the locator (text)" -- A list indexes "$LOC"
+check "a row per index with the entries" bash -c "grep -Eq '^byI +orders +range +i +500 ' '$W/out' && grep -Eq '^byS +orders +hash +s +500 ' '$W/out'"
+run 0 "query with the indexes" -- A query "$LOC" --query="$IQ" --json
+check "the same rows" py_true 'j == json.load(open("'"$W/iq_before.json"'"))'
+run 0 "explain over the cluster names the index" -- A query "$LOC" --explain --query="$IQ"
+check "explain: every member reads through byI" out_has "scatter: every member reads the buckets it is primary for of /orders through an index: index range: o.i >= 100 AND o.i < 110 using range index byI"
+run 0 "the query reads only the matches" -- A query "$LOC" --query="SELECT COUNT(*) AS n FROM /orders WHERE s = 'v7'"
+check "scanned 1 entry" out_has '^1 row (1 matched, scanned 1 entry in'
+run 0 "a write reaches the index on both copies" -- A put "$LOC" --region=orders --key=k0105 --value='{"i": 1105, "s": "v105"}'
+run 0 "query after the write" -- A query "$LOC" --query="$IQ" --json
+check "the moved entry left the range" py_true '[r["i"] for r in j] == [100, 101, 102, 103, 104, 106, 107, 108, 109]'
+run 0 "put it back" -- A put "$LOC" --region=orders --key=k0105 --value='{"i": 105, "s": "v105"}'
 
 # =========================================================================
 echo "# a third server and rebalance"
@@ -267,6 +330,17 @@ run 0 "get after the rebalance" -- A get "$LOC" --region=orders --key=k0499
 check "value" out_has '"v499"'
 run 0 "list members (text)" -- A list members "$LOC"
 check "s3 listed" grep -q '^s3 ' "$W/out"
+s3_indexed() {
+  json_true '[i["name"] for i in j] == ["byI", "byS"] and all(i["entries"] == 500 and i["valid"] and [m["built"] and m["entries"] > 0 and m["primary_entries"] > 0 for m in i["members"] if m["member"] == "s3"] == [True] for i in j)' \
+    A list indexes "$LOC" --region=orders --json
+}
+wait_for 20 "s3, which joined later, indexes the buckets it received" s3_indexed
+run 0 "query with the indexes after the rebalance" -- A query "$LOC" --query="$IQ" --json
+check "still the same rows" py_true 'j == json.load(open("'"$W/iq_before.json"'"))'
+run 0 "destroy an index via the locator" -- A destroy index "$LOC" --name=byS --region=orders
+run 0 "list indexes after the destroy" -- A list indexes "$LOC" --json
+check "only byI is left" py_true '[i["name"] for i in j] == ["byI"]'
+run 1 "destroy it again" -- A destroy index "$LOC" --name=byS --region=orders
 wait_for 30 "redundancy satisfied after the rebalance" A status redundancy "$LOC"
 
 # =========================================================================
@@ -294,7 +368,10 @@ run 1 "stop locator after the shutdown" -- A stop locator --dir="$LD"
 # The locator's directory keeps the region definitions; it starts again there.
 run 0 "start the locator again in its directory" -- A start locator --name=locator1 --dir="$LD" --port=0 --json
 LPID=$(py 'j["pid"]' 2>/dev/null)
+LP2=$(py 'j["port"]' 2>/dev/null)
 [ -n "$LPID" ] && PIDS+=("$LPID")
+run 0 "the restarted locator still has the index" -- A list indexes --locator="127.0.0.1[$LP2]" --json
+check "its definition" py_true '[(i["name"], i["region"], i["expression"]) for i in j] == [("byI", "orders", "i")]'
 run 0 "stop locator --json" -- A stop locator --dir="$LD" --json
 check "stop locator --json" py_true 'j["name"] == "locator1" and j["role"] == "locator" and j["stopped"] is True and j["signal"] == "SIGTERM"'
 check "the locator is gone" gone "${LPID:-0}"

@@ -334,6 +334,60 @@ run 0 "query in the shell" -- bash -c "'$AGATE' <'$W/qscript'"
 check "shell query output" grep -Eq '^ *6$' "$W/out"
 
 # =========================================================================
+echo "# indexes"
+IQ='SELECT o.id AS id FROM /q o WHERE o.status = $1 AND o.total >= 20 ORDER BY o.id'
+run 0 "query before any index" -- A query "$SRV" --query="$IQ" --param='"paid"' --json
+cp "$W/out" "$W/noindex.json"
+run 0 "create index: hash" -- A create index "$SRV" --name=byStatus --region=q --expression=status --type=hash
+check "create index: text" grep -qx 'Index byStatus created on q: hash index on status, 20 entries' "$W/out"
+run 0 "create index: range by default, --json" -- A create index "$SRV" --name=byTotal --region=q --expression=o.total --json
+check "create index --json" py_true 'j["created"] is True and j["index"]["type"] == "range" and j["index"]["expression"] == "o.total" and j["index"]["entries"] == 0'
+run 0 "create index: a nested path" -- A create index "$SRV" --name=byCust --region=q --expression="customer['name']"
+run 0 "create index: a path with an alias" -- A create index "$SRV" --name=byAlias --region=q --expression=o.id
+check "a note: the path has no alias" err_has "note: no entry of q has a boolean, number or string at o.id; the expression is a path into the value without an alias"
+run 0 "destroy that one" -- A destroy index "$SRV" --name=byAlias --region=q
+run 1 "create index: a duplicate name" -- A create index "$SRV" --name=byStatus --region=q --expression=total
+check "duplicate: INDEX_EXISTS" err_has "INDEX_EXISTS: index 'byStatus' already exists on region 'q'"
+run 1 "create index: not a path" -- A create index "$SRV" --name=bad --region=q --expression='total * 2'
+check "not a path: message with the position" err_has "BAD_ARGUMENT: index expression 'total \* 2': at 0: an index expression is a path"
+run 1 "create index: a syntax error" -- A create index "$SRV" --name=bad --region=q --expression='total +'
+check "syntax error: position" err_has "at 7:"
+run 1 "create index: unknown region" -- A create index "$SRV" --name=i --region=nope --expression=id
+check "unknown region: message" err_has "UNKNOWN_REGION"
+run 1 "create index: bad name" -- A create index "$SRV" --name='a b' --region=q --expression=id
+check "bad name: message" err_has "invalid index name"
+run 2 "create index: bad --type" -- A create index "$SRV" --name=i --region=q --expression=id --type=key
+run 2 "create index: no --expression" -- A create index "$SRV" --name=i --region=q
+run 0 "list indexes" -- A list indexes "$SRV"
+check "list: a row per index" bash -c "grep -Eq '^byStatus +q +hash +status +20 ' '$W/out' && grep -Eq '^byTotal +q +range +o.total +0 ' '$W/out' && grep -Eq \"^byCust +q +range +customer\\['name'\\] +20 \" '$W/out'"
+run 0 "list indexes --json --region" -- A list indexes "$SRV" --region=q --json
+check "list --json" py_true '[i["name"] for i in j] == ["byStatus", "byTotal", "byCust"] and all(i["valid"] and i["bytes"] > 0 and i["region"] == "q" for i in j)'
+run 0 "explain names the index" -- A query "$SRV" --explain --query="$IQ"
+check "explain: an index lookup" out_has "1. read /q through an index: index lookup: o.status = \$1 using hash index byStatus"
+run 0 "explain: a range" -- A query "$SRV" --explain --query="SELECT * FROM /q WHERE customer['name'] > 'c1' AND customer['name'] <= 'c2'"
+check "explain: an index range" out_has "index range: customer\['name'\] > 'c1' AND customer\['name'\] <= 'c2' using range index byCust"
+run 0 "explain: no usable index" -- A query "$SRV" --explain --query="SELECT * FROM /q WHERE status = 'paid' OR total > 50"
+check "explain: a full scan" out_has "1. scan: every entry of /q (full scan: no index applies)"
+run 0 "a query through the index reads only the matches" -- A query "$SRV" --query="SELECT COUNT(*) AS n FROM /q WHERE status = 'paid'"
+check "scanned 7 of 20 entries" out_has '^1 row (7 matched, scanned 7 entries'
+run 0 "kept in step: put" -- A put "$SRV" --region=q --key=o99 --value='{"id": 99, "status": "paid", "total": 1000}'
+run 0 "kept in step: remove" -- A remove "$SRV" --region=q --key=o01
+run 0 "list after writes" -- A list indexes "$SRV" --region=q --json
+check "entries follow the writes" py_true '[i["entries"] for i in j] == [20, 0, 19]'
+run 0 "query with indexes" -- A query "$SRV" --query="$IQ" --param='"paid"' --json
+check "same rows with the index, plus the new one" py_true 'j == [r for r in json.load(open("'"$W/noindex.json"'")) if r["id"] != 1] + [{"id": 99}]'
+run 0 "destroy index" -- A destroy index "$SRV" --name=byStatus --region=q
+check "destroy: text" grep -qx 'Index byStatus destroyed on q' "$W/out"
+run 1 "destroy a missing index" -- A destroy index "$SRV" --name=byStatus --region=q
+check "missing index: message" err_has "index byStatus not found on region q"
+run 0 "destroy --if-exists" -- A destroy index "$SRV" --name=byStatus --region=q --if-exists --json
+check "destroy --if-exists --json" py_true 'j["destroyed"] is False'
+run 0 "destroying the region drops its indexes" -- A destroy region "$SRV" --name=q
+run 0 "list indexes: none" -- A list indexes "$SRV"
+check "no indexes left" grep -qx 'No indexes' "$W/out"
+run 1 "list indexes of an unknown region" -- A list indexes "$SRV" --region=q
+
+# =========================================================================
 echo "# shell through a pipe"
 printf 'connect %s\ncreate region --name=sh --type=PARTITION\nput --region=sh --key=a --value=\x27{"x": [1, 2]}\x27\nget --region=sh --key=a\nsize --region=sh\n' "$SRV" >"$W/script"
 run 0 "shell script" -- bash -c "'$AGATE' <'$W/script'"
@@ -347,6 +401,63 @@ check "shell: bad line message" err_has "line 2"
 check "shell: next line ran" grep -qx "1" "$W/out"
 run 0 "shell with --server and no command" -- bash -c "printf 'size --region=sh\n' | '$AGATE' $SRV"
 check "shell --server size" grep -qx "1" "$W/out"
+
+# =========================================================================
+echo "# continuous queries"
+run 0 "create region for watch" -- A create region "$SRV" --name=cqw --type=PARTITION
+run 0 "put before the watch" -- A put "$SRV" --region=cqw --key=pre --value='{"total": 500}'
+run 0 "list cqs: none yet" -- A list cqs "$SRV"
+check "list cqs: says none" out_has "^No continuous queries$"
+# watch in the background until 4 events (or 30 s)
+A watch "$SRV" --query='SELECT * FROM /cqw o WHERE o.total > 100' --initial --count=4 --timeout=30 \
+  >"$W/watch.out" 2>"$W/watch.err" </dev/null &
+WPID=$!
+PIDS+=("$WPID")
+wait_for 10 "list cqs --json shows the watch" json_true \
+  'len(j) == 1 and j[0]["region"] == "cqw" and j[0]["name"].startswith("agate-watch-") and j[0]["client"] == "agate-cli" and j[0]["query"] == "SELECT * FROM /cqw o WHERE o.total > 100" and j[0]["buckets"] == 113' \
+  A list cqs "$SRV" --json
+run 0 "list cqs: table" -- A list cqs "$SRV"
+check "list cqs: header" grep -Eq '^ *ID +NAME +REGION +CLIENT +PEER +BUCKETS +EVENTS +QUEUED +QUERY$' "$W/out"
+check "list cqs: the watch's row" grep -Eq 'agate-watch-[0-9]+ +cqw +agate-cli +127\.0\.0\.1:[0-9]+ +113 ' "$W/out"
+run 0 "watch: a put that does not match" -- A put "$SRV" --region=cqw --key=k1 --value='{"total": 5}'
+run 0 "watch: a put that enters" -- A put "$SRV" --region=cqw --key=k1 --value='{"total": 200}'
+run 0 "watch: a put inside" -- A put "$SRV" --region=cqw --key=k1 --value='{"total": 300}'
+run 0 "watch: a remove" -- A remove "$SRV" --region=cqw --key=k1
+wait "$WPID"
+WRC=$?
+check "watch --count exits 0" test "$WRC" -eq 0
+printf 'INITIAL pre {"total":500}\nCREATE k1 {"total":200}\nUPDATE k1 {"total":300}\nDESTROY k1\n' >"$W/watch.want"
+check "watch: one line per event" cmp -s "$W/watch.out" "$W/watch.want"
+[ -s "$W/watch.err" ] && { echo "     watch stderr:"; sed 's/^/       /' "$W/watch.err"; }
+# --json, without --query: every entry of --region
+A watch "$SRV" --region=cqw --json --count=2 --timeout=30 >"$W/watch.out" 2>"$W/watch.err" </dev/null &
+WPID=$!
+PIDS+=("$WPID")
+wait_for 10 "list cqs: the --region watch" json_true 'len(j) == 1 and j[0]["query"] == "SELECT * FROM /cqw WHERE true"' A list cqs "$SRV" --json
+run 0 "watch --json: put" -- A put "$SRV" --region=cqw --key=k2 --value='[1, "x"]'
+run 0 "watch --json: put again" -- A put "$SRV" --region=cqw --key=k2 --value='null'
+wait "$WPID"
+check "watch --json exits 0" test "$?" -eq 0
+check "watch --json: one object per line" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+a, b = [json.loads(l) for l in lines]
+assert a["op"] == "create" and a["key"] == "k2" and a["value"] == [1, "x"] and a["bucket"] >= 0 and a["seq"] > 0
+assert b["op"] == "update" and b["value"] is None and b["seq"] > a["seq"] and b["bucket"] == a["bucket"]
+' "$W/watch.out"
+wait_for 10 "list cqs: the watch is gone" json_true 'j == []' A list cqs "$SRV" --json
+run 0 "watch --timeout with no event" -- A watch "$SRV" --region=cqw --timeout=1
+check "watch --timeout: no output" test ! -s "$W/out"
+run 1 "watch: not a plain SELECT *" -- A watch "$SRV" --query='SELECT o.total FROM /cqw o WHERE o.total > 1' --timeout=1
+check "watch: the server's message" err_has "BAD_ARGUMENT"
+run 1 "watch: unknown region" -- A watch "$SRV" --region=nosuch --timeout=1
+run 1 "watch: --param is not JSON" -- A watch "$SRV" --query='SELECT * FROM /cqw WHERE total > $1' --param=big
+run 1 "watch: no server" -- A watch --server=127.0.0.1:$(dead_port) --region=cqw --timeout=1
+run 2 "watch: neither --query nor --region" -- A watch "$SRV"
+run 2 "watch: --count=0" -- A watch "$SRV" --region=cqw --count=0
+run 2 "list cqs: an unknown option" -- A list cqs "$SRV" --region=cqw
+run 0 "watch --help" -- A watch --help
+check "watch --help: the event kinds" out_has "DESTROY"
 
 # =========================================================================
 echo "# stop"

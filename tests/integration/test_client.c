@@ -767,9 +767,61 @@ START_TEST(query_rows_params_and_errors)
         val_free(&v);
     }
     free(s);
-    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qbig", NULL, 0, -1, &out), AGATE_ETOO_LARGE);
-    ck_assert_msg(strstr(agate_errmsg(c), "LIMIT") != NULL, "too large: %s", agate_errmsg(c));
+    /* agate_query joins the server's pages */
+    CK_OK(c, agate_query(c, "SELECT * FROM /qbig", NULL, 0, -1, &out));
+    qres_decode(&out, &q);
+    ck_assert_uint_eq(qres_nrows(&q), 12);
+    qres_free(&q);
+    agate_buf_free(&out);
+    /* a cursor: pages of at most 5 rows and at most the reply limit, every
+     * row exactly once, the server's cursor gone after the last page */
+    agate_query_options qo = {.timeout_ms = -1, .page_size = 5};
+    agate_cursor *cur;
+    CK_OK(c, agate_query_open(c, "SELECT e.key FROM /qbig.entries e", NULL, 0, &qo, &cur));
+    int pages = 0, seen[12] = {0};
+    size_t rows = 0;
+    int more;
+    while ((more = agate_cursor_next(cur, &out)) == 1) {
+        pages++;
+        qres_decode(&out, &q);
+        ck_assert_uint_le(qres_nrows(&q), 5);
+        for (size_t i = 0; i < qres_nrows(&q); i++) {
+            const msgpack_object *k = qres_cell(&q, i, 0);
+            ck_assert_int_eq(k->type, MSGPACK_OBJECT_STR);
+            int n = atoi(k->via.str.ptr + 1);
+            ck_assert(n >= 0 && n < 12);
+            seen[n]++;
+        }
+        rows += qres_nrows(&q);
+        qres_free(&q);
+        agate_buf_free(&out);
+    }
+    ck_assert_int_eq(more, 0);
+    ck_assert_uint_eq(rows, 12);
+    ck_assert_int_ge(pages, 3);
+    for (int i = 0; i < 12; i++)
+        ck_assert_int_eq(seen[i], 1);
+    ck_assert_uint_eq(agate_cursor_id(cur), 0);
+    CK_OK(c, agate_cursor_close(cur));
+    /* closing a cursor before its end drops the server's; 16 stay open at most */
+    agate_cursor *open[17];
+    qo.page_size = 1;
+    for (int i = 0; i < 16; i++) {
+        CK_OK(c, agate_query_open(c, "SELECT * FROM /qbig", NULL, 0, &qo, &open[i]));
+        ck_assert_uint_ne(agate_cursor_id(open[i]), 0);
+    }
+    ck_assert_int_eq(agate_query_open(c, "SELECT * FROM /qbig", NULL, 0, &qo, &open[16]),
+                     AGATE_EBAD_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(agate_errmsg(c), "cursors are open"));
+    for (int i = 0; i < 16; i++)
+        CK_OK(c, agate_cursor_close(open[i]));
+    CK_OK(c, agate_query_open(c, "SELECT * FROM /qbig", NULL, 0, &qo, &cur));
+    CK_OK(c, agate_cursor_close(cur));
+    /* an interrupt cancels the query it meets, and only that */
+    agate_interrupt(c);
+    ck_assert_int_eq(agate_query(c, "SELECT * FROM /qbig", NULL, 0, -1, &out), AGATE_ECANCELLED);
     ck_assert_ptr_null(out.data);
+    CK_OK(c, agate_ping(c));
     CK_OK(c, agate_query(c, "SELECT * FROM /qbig LIMIT 2", NULL, 0, -1, &out));
     qres_decode(&out, &q);
     ck_assert_uint_eq(qres_nrows(&q), 2);

@@ -1805,9 +1805,55 @@ static int64_t qint(const msgpack_object *rows, uint32_t r, uint32_t col)
            : o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : INT64_MIN;
 }
 
+/* A streamed query read through a cursor in pages of 64: every n exactly
+ * once (pages made while buckets move are retried by the library). */
+static void qcheck_pages(fcluster *cl, agate_client *c, const char *when)
+{
+    agate_query_options qo = {.timeout_ms = -1, .page_size = 64};
+    agate_cursor *cur;
+    int rc = agate_query_open(c, "SELECT n FROM /" QREGION, NULL, 0, &qo, &cur);
+    if (rc) {
+        fail_note(cl, "%s: agate_query_open: %s", when, agate_errmsg(c));
+        return;
+    }
+    static int seen[QROWS];
+    memset(seen, 0, sizeof seen);
+    int pages = 0, bad = 0;
+    agate_buf page;
+    while ((rc = agate_cursor_next(cur, &page)) == 1) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        msgpack_unpack_next(&u, (const char *)page.data, page.len, NULL);
+        const msgpack_object *rows = &u.data.via.array.ptr[1];
+        if (rows->via.array.size > 64)
+            bad++;
+        for (uint32_t i = 0; i < rows->via.array.size; i++) {
+            int64_t n = rows->via.array.ptr[i].via.array.ptr[0].via.i64;
+            if (n >= 0 && n < QROWS)
+                seen[n]++;
+            else
+                bad++;
+        }
+        msgpack_unpacked_destroy(&u);
+        agate_buf_free(&page);
+        pages++;
+    }
+    if (rc < 0)
+        fail_note(cl, "%s: page %d: %s", when, pages + 1, agate_errmsg(c));
+    for (int i = 0; i < QROWS && rc == 0; i++)
+        if (seen[i] != 1) {
+            fail_note(cl, "%s: paged: n=%d seen %d times", when, i, seen[i]);
+            break;
+        }
+    if (bad || pages < QROWS / 64)
+        fail_note(cl, "%s: paged: %d pages, %d bad rows", when, pages, bad);
+    agate_cursor_close(cur);
+}
+
 /* The same answers as over one server, whatever member is asked. */
 static void qcheck(fcluster *cl, agate_client *c, const char *when)
 {
+    qcheck_pages(cl, c, when);
     msgpack_unpacked u;
     agate_buf b = {0};
     const msgpack_object *rows = qrun(cl, c, "SELECT COUNT(*), SUM(n) FROM /" QREGION, &u, &b);

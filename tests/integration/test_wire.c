@@ -2017,6 +2017,252 @@ START_TEST(query_requests)
 }
 END_TEST
 
+/* Runs [text] with {"page_size": page} and reads every page through
+ * QUERY_NEXT; calls row(arg, key object) for each row's first column and
+ * returns the number of pages. */
+static int read_all_pages(int fd, const char *text, int page,
+                          void (*row)(void *arg, const msgpack_object *o), void *arg)
+{
+    tw_msg m;
+    tw_resp r;
+    query_req(&m, 100, text, 0, NULL, "page_size", page);
+    tw_call(fd, &m, &r);
+    tw_msg_free(&m);
+    int pages = 0;
+    for (uint64_t id = 101;; id++) {
+        ck_assert_msg(r.status == ST_OK, "page %d: %s", pages + 1, r.errmsg);
+        ck_assert_uint_eq(r.nresults, 3);
+        ck_assert_uint_le(r.results[1].via.array.size, (uint32_t)page);
+        for (uint32_t i = 0; i < r.results[1].via.array.size; i++)
+            row(arg, &r.results[1].via.array.ptr[i].via.array.ptr[0]);
+        const msgpack_object *cur = tw_map_get(&r.results[2], "cursor");
+        ck_assert_ptr_nonnull(cur);
+        ck_assert_uint_eq(tw_map_get(&r.results[2], "rows")->via.u64,
+                          r.results[1].via.array.size);
+        pages++;
+        uint64_t next = cur->via.u64;
+        tw_resp_free(&r);
+        if (next == 0)
+            break;
+        tw_req(&m, id, OP_QUERY_NEXT, 2); /* options are per request */
+        msgpack_pack_uint64(&m.pk, next);
+        msgpack_pack_map(&m.pk, 1);
+        tw_pack_cstr(&m.pk, "page_size");
+        msgpack_pack_int(&m.pk, page);
+        tw_call(fd, &m, &r);
+        tw_msg_free(&m);
+    }
+    return pages;
+}
+
+typedef struct seen_keys {
+    int count[3000];
+    int total;
+    char last[16];
+    bool ordered;
+} seen_keys;
+
+static void note_key(void *arg, const msgpack_object *o)
+{
+    seen_keys *sk = arg;
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_STR);
+    char k[16];
+    snprintf(k, sizeof k, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+    int n = atoi(k + 1);
+    ck_assert(n >= 0 && n < 3000);
+    sk->count[n]++;
+    sk->total++;
+    if (strcmp(k, sk->last) < 0)
+        sk->ordered = false;
+    memcpy(sk->last, k, sizeof k);
+}
+
+/* Fills region name with n entries {"n": i, "s": "<text>"} by PUT_ALL. */
+static void fill_region(int fd, const char *name, int n)
+{
+    tw_create_region(fd, name);
+    for (int base = 0; base < n; base += 1000) {
+        tw_msg m;
+        tw_req(&m, 9000, OP_PUT_ALL, 2);
+        tw_pack_cstr(&m.pk, name);
+        int count = n - base < 1000 ? n - base : 1000;
+        msgpack_pack_map(&m.pk, (uint32_t)count);
+        for (int i = base; i < base + count; i++) {
+            char key[16], text[48];
+            snprintf(key, sizeof key, "k%04d", i);
+            snprintf(text, sizeof text, "item %d of the paging test, %x", i, i * 7919);
+            tw_pack_cstr(&m.pk, key);
+            msgpack_pack_map(&m.pk, 2);
+            tw_pack_cstr(&m.pk, "n");
+            msgpack_pack_int(&m.pk, i);
+            tw_pack_cstr(&m.pk, "s");
+            tw_pack_cstr(&m.pk, text);
+        }
+        send_req(fd, &m);
+        expect_reply(fd, 9000, ST_OK, NULL);
+    }
+}
+
+START_TEST(query_paging)
+{
+    int fd = tw_open(srv.port);
+    fill_region(fd, "qpage", 3000);
+    /* a streamed query: every entry exactly once over pages of 100 */
+    seen_keys *sk = calloc(1, sizeof(*sk));
+    int pages = read_all_pages(fd, "SELECT e.key FROM /qpage.entries e", 100, note_key, sk);
+    ck_assert_int_eq(sk->total, 3000);
+    for (int i = 0; i < 3000; i++)
+        ck_assert_int_eq(sk->count[i], 1);
+    ck_assert_int_ge(pages, 30);
+    /* a sorted one: gathered whole, then sent in pages, in order */
+    memset(sk, 0, sizeof(*sk));
+    sk->ordered = true;
+    pages = read_all_pages(fd, "SELECT e.key FROM /qpage.entries e WHERE e.value.n >= 1000 "
+                               "ORDER BY e.key", 700, note_key, sk);
+    ck_assert_int_eq(sk->total, 2000);
+    ck_assert(sk->ordered);
+    ck_assert_int_eq(pages, 3);
+    /* LIMIT across pages */
+    memset(sk, 0, sizeof(*sk));
+    read_all_pages(fd, "SELECT e.key FROM /qpage.entries e LIMIT 250", 100, note_key, sk);
+    ck_assert_int_eq(sk->total, 250);
+    memset(sk, 0, sizeof(*sk));
+    ck_assert_int_eq(read_all_pages(fd, "SELECT e.key FROM /qpage.entries e LIMIT 0", 100,
+                                    note_key, sk), 1);
+    ck_assert_int_eq(sk->total, 0);
+    free(sk);
+
+    /* cursors: unknown, closed, closed twice */
+    tw_msg m;
+    tw_resp r;
+    tw_req(&m, 1, OP_QUERY_NEXT, 1);
+    msgpack_pack_uint64(&m.pk, 424242);
+    send_req(fd, &m);
+    expect_reply(fd, 1, ST_BAD_ARGUMENT, "no open cursor");
+    query_req(&m, 2, "SELECT * FROM /qpage", 0, NULL, "page_size", 10);
+    tw_call(fd, &m, &r);
+    tw_msg_free(&m);
+    ck_assert_int_eq(r.status, ST_OK);
+    uint64_t cur = tw_map_get(&r.results[2], "cursor")->via.u64;
+    ck_assert_uint_ne(cur, 0);
+    tw_resp_free(&r);
+    tw_req(&m, 3, OP_QUERY_CLOSE, 1);
+    msgpack_pack_uint64(&m.pk, cur);
+    send_req(fd, &m);
+    expect_reply(fd, 3, ST_OK, NULL);
+    tw_req(&m, 4, OP_QUERY_CLOSE, 1);
+    msgpack_pack_uint64(&m.pk, cur);
+    send_req(fd, &m);
+    expect_reply(fd, 4, ST_NOT_FOUND, NULL);
+    tw_req(&m, 5, OP_QUERY_NEXT, 1);
+    msgpack_pack_uint64(&m.pk, cur);
+    send_req(fd, &m);
+    expect_reply(fd, 5, ST_BAD_ARGUMENT, "no open cursor");
+    /* bad options and arguments */
+    query_req(&m, 6, "SELECT * FROM /qpage", 0, NULL, "page_size", 0);
+    send_req(fd, &m);
+    expect_reply(fd, 6, ST_BAD_ARGUMENT, "page_size");
+    tw_req(&m, 7, OP_QUERY_NEXT, 1);
+    tw_pack_cstr(&m.pk, "one");
+    send_req(fd, &m);
+    expect_reply(fd, 7, ST_BAD_REQUEST, NULL);
+    tw_req(&m, 8, OP_QUERY_CANCEL, 1);
+    msgpack_pack_uint64(&m.pk, 12345);
+    send_req(fd, &m);
+    expect_reply(fd, 8, ST_NOT_FOUND, NULL);
+    /* a connection that closes with cursors open leaves nothing behind */
+    int fd2 = tw_open(srv.port);
+    query_req(&m, 9, "SELECT * FROM /qpage", 0, NULL, "page_size", 1);
+    tw_call(fd2, &m, &r);
+    tw_msg_free(&m);
+    ck_assert_int_eq(r.status, ST_OK);
+    tw_resp_free(&r);
+    close(fd2);
+    expect_open(fd);
+    close(fd);
+    assert_healthy();
+}
+END_TEST
+
+/* A query of a large region runs on the query threads: the worker it came
+ * in on goes on answering (before, GETs waited for the whole scan), and
+ * QUERY_CANCEL stops it. */
+START_TEST(query_runs_beside_requests_and_cancels)
+{
+    /* one worker: every connection is on it */
+    static const char *const one_worker[] = {"--threads=1", "--query-threads=1", NULL};
+    tu_server own;
+    memset(&own, 0, sizeof own);
+    ck_assert_int_eq(tu_server_start(&own, "qslow", one_worker), 0);
+    int fd = tw_open(own.port);
+    fill_region(fd, "qslow", 60000);
+    /* a deliberately slow aggregate: a LIKE with several wildcards per row */
+    const char *slow = "SELECT COUNT(*) FROM /qslow o WHERE o.s LIKE '%t%e%s%t%z%z%z%'";
+    int reps = 0;
+    bool query_first = false;
+    for (; reps < 3 && !query_first; reps++) {
+        tw_msg m;
+        query_req(&m, 20, slow, 0, NULL, "timeout_ms", 0);
+        send_req(fd, &m);
+        /* the same worker (1 thread) answers another connection meanwhile */
+        int fd2 = tw_open(own.port);
+        for (int i = 0; i < 20; i++) {
+            uint8_t *v;
+            size_t vn;
+            ck_assert_int_eq(tw_get_raw(fd2, "qslow", "k0042", &v, &vn), ST_OK);
+            free(v);
+        }
+        close(fd2);
+        /* the GETs were answered; the query still runs (or it was faster
+         * than 20 round trips: then try again, at most 3 times) */
+        uint8_t *body;
+        uint32_t len;
+        int rc = tw_read_frame(fd, 0, &body, &len);
+        if (rc == 1) {
+            free(body);
+            query_first = true;
+            continue;
+        }
+        expect_reply(fd, 20, ST_OK, NULL);
+        break;
+    }
+    ck_assert_msg(!query_first, "the query's reply came before 20 GETs on another connection, "
+                  "3 times: it blocks the worker");
+    /* cancel: the query's request is answered CANCELLED, then the cancel */
+    tw_msg m;
+    query_req(&m, 30, slow, 0, NULL, "timeout_ms", 0);
+    send_req(fd, &m);
+    tw_req(&m, 31, OP_QUERY_CANCEL, 1);
+    msgpack_pack_uint64(&m.pk, 30);
+    send_req(fd, &m);
+    tw_resp r;
+    ck_assert_int_eq(tw_recv(fd, &r, tw_timeout()), 1);
+    if (r.id == 30 && r.status == ST_OK) {
+        /* finished before the cancel arrived: then the cancel finds nothing */
+        tw_resp_free(&r);
+        expect_reply(fd, 31, ST_NOT_FOUND, NULL);
+    } else {
+        ck_assert_uint_eq(r.id, 30);
+        ck_assert_msg(r.status == ST_CANCELLED, "status %d (%s)", r.status, r.errmsg);
+        tw_resp_free(&r);
+        expect_reply(fd, 31, ST_OK, NULL);
+    }
+    /* a connection closed in the middle of a query */
+    int fd3 = tw_open(own.port);
+    query_req(&m, 40, slow, 0, NULL, "timeout_ms", 0);
+    send_req(fd3, &m);
+    close(fd3);
+    expect_open(fd);
+    close(fd);
+    char why[512];
+    int st = tu_server_stop(&own, 10000);
+    bool clean = tu_server_sanitizer_clean(&own, why, sizeof why);
+    tu_server_cleanup(&own, !clean || st != 0);
+    ck_assert_msg(st == 0, "agated did not stop cleanly: %d", st);
+    ck_assert_msg(clean, "agated: %s", why);
+}
+END_TEST
+
 START_TEST(server_info)
 {
     int fd = tw_open(srv.port);
@@ -2401,6 +2647,8 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, put_all_and_get_all);
     tcase_add_test(tc, keys_and_entries_paging);
     tcase_add_test(tc, query_requests);
+    tcase_add_test(tc, query_paging);
+    tcase_add_test(tc, query_runs_beside_requests_and_cancels);
     tcase_add_test(tc, server_info);
 
     tc = tu_tcase(s, "lifecycle", 120);

@@ -121,6 +121,8 @@ static cmap_t *sample_map(void)
     /* bucket 2: never placed (term 0, no copies) */
     set_bucket(r, 3, 9, (uint32_t[]){0, 300}, NULL, 2); /* no primary, one copy */
     set_bucket(r, 4, 5, (uint32_t[]){300, 1, 2}, (bool[]){false, false, true}, 3);
+    ck_assert_int_eq(cmap_index_add(r, "byStatus", "hash", "status"), 0);
+    ck_assert_int_eq(cmap_index_add(r, "by.city-2", "range", "customer['first name'].city[0]"), 0);
     r = cmap_region_find(m, "config", 6);
     ck_assert_ptr_nonnull(r);
     set_bucket(r, 0, 1, (uint32_t[]){1, 2, 300}, NULL, 3);
@@ -155,6 +157,12 @@ static void ck_maps_equal(const cmap_t *a, const cmap_t *b)
                 REQ((x->buckets[k].copies[j].member_id) == (y->buckets[k].copies[j].member_id));
                 REQ((x->buckets[k].copies[j].init) == (y->buckets[k].copies[j].init));
             }
+        }
+        REQ(x->nindexes == y->nindexes);
+        for (uint32_t k = 0; k < x->nindexes; k++) {
+            REQ(strcmp(x->indexes[k].name, y->indexes[k].name) == 0);
+            REQ(strcmp(x->indexes[k].type, y->indexes[k].type) == 0);
+            REQ(strcmp(x->indexes[k].expr, y->indexes[k].expr) == 0);
         }
     }
 }
@@ -1442,6 +1450,144 @@ START_TEST(duplicate_member_id_rejected)
 }
 END_TEST
 
+/* ---- index definitions ---------------------------------------------------- */
+
+START_TEST(index_builders)
+{
+    cmap_t *m = sample_map();
+    cmap_region *r = cmap_region_find(m, "orders", 6);
+    ck_assert_uint_eq(r->nindexes, 2);
+    ck_assert_ptr_nonnull(cmap_index_find(r, "byStatus"));
+    ck_assert_ptr_null(cmap_index_find(r, "bystatus"));
+    ck_assert_int_eq(cmap_index_add(r, "byStatus", "range", "x"), -EEXIST);
+    ck_assert_int_eq(cmap_index_add(r, "bad name", "range", "x"), -EINVAL);
+    ck_assert_int_eq(cmap_index_add(r, "", "range", "x"), -EINVAL);
+    ck_assert_int_eq(cmap_index_add(r, "ok", "key", "x"), -EINVAL);
+    ck_assert_int_eq(cmap_index_add(r, "ok", "range", ""), -EINVAL);
+    char *longx = repeat('x', CMAP_INDEX_EXPR_MAX + 1);
+    ck_assert_int_eq(cmap_index_add(r, "ok", "range", longx), -EINVAL);
+    longx[CMAP_INDEX_EXPR_MAX] = 0;
+    ck_assert_int_eq(cmap_index_add(r, "ok", "range", longx), 0); /* exactly the limit */
+    free(longx);
+    char name[16];
+    for (int i = 3; i < CMAP_MAX_INDEXES; i++) {
+        snprintf(name, sizeof name, "i%d", i);
+        ck_assert_int_eq(cmap_index_add(r, name, "hash", "a.b"), 0);
+    }
+    ck_assert_int_eq(cmap_index_add(r, "one-more", "hash", "a"), -ENOSPC);
+    ck_round_trip(m);
+    ck_assert_int_eq(cmap_index_remove(r, "byStatus"), 0);
+    ck_assert_int_eq(cmap_index_remove(r, "byStatus"), -ENOENT);
+    ck_assert_str_eq(r->indexes[0].name, "by.city-2"); /* order kept */
+    cmap_t *c = cmap_clone(m);
+    ck_assert_ptr_nonnull(c);
+    ck_maps_equal(m, c);
+    cmap_index_remove(r, "by.city-2");
+    ck_assert_uint_eq(cmap_region_find(c, "orders", 6)->nindexes, CMAP_MAX_INDEXES - 1);
+    ck_round_trip(c);
+    cmap_free(c);
+    ck_assert_int_eq(cmap_region_remove(m, "orders"), 0); /* frees its indexes */
+    cmap_free(m);
+}
+END_TEST
+
+/* A one-region map whose region carries the index list packed by fn. */
+static int decode_with_indexes(void (*fn)(msgpack_packer *pk))
+{
+    body b;
+    msgpack_packer *pk = begin(&b);
+    msgpack_pack_map(pk, 1);
+    pstr(pk, "regions");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 6);
+    pstr(pk, "r");
+    pstr(pk, "PARTITION");
+    msgpack_pack_uint32(pk, 0);
+    msgpack_pack_uint32(pk, 1);
+    msgpack_pack_array(pk, 1);
+    pack_bucket(pk, 0, NULL, 0, NULL, 0);
+    fn(pk);
+    cmap_t *m = NULL;
+    int rc = decode_body(&b, &m);
+    done(&b);
+    if (rc == 0) {
+        ck_assert_uint_eq(m->regions[0].nindexes, 1);
+        cmap_free(m);
+    }
+    return rc;
+}
+
+static void pack_index(msgpack_packer *pk, const char *name, const char *type, const char *expr)
+{
+    msgpack_pack_array(pk, 3);
+    pstr(pk, name);
+    pstr(pk, type);
+    pstr(pk, expr);
+}
+
+static void ix_good(msgpack_packer *pk) { msgpack_pack_array(pk, 1); pack_index(pk, "i", "range", "a.b"); }
+static void ix_not_array(msgpack_packer *pk) { msgpack_pack_map(pk, 0); }
+static void ix_arity(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 2);
+    pstr(pk, "i");
+    pstr(pk, "range");
+}
+static void ix_bad_name(msgpack_packer *pk) { msgpack_pack_array(pk, 1); pack_index(pk, "a/b", "range", "a"); }
+static void ix_empty_name(msgpack_packer *pk) { msgpack_pack_array(pk, 1); pack_index(pk, "", "range", "a"); }
+static void ix_bad_type(msgpack_packer *pk) { msgpack_pack_array(pk, 1); pack_index(pk, "i", "RANGE", "a"); }
+static void ix_empty_expr(msgpack_packer *pk) { msgpack_pack_array(pk, 1); pack_index(pk, "i", "hash", ""); }
+static void ix_long_expr(msgpack_packer *pk)
+{
+    char *x = repeat('a', CMAP_INDEX_EXPR_MAX + 1);
+    msgpack_pack_array(pk, 1);
+    pack_index(pk, "i", "hash", x);
+    free(x);
+}
+static void ix_nul_expr(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 3);
+    pstr(pk, "i");
+    pstr(pk, "hash");
+    msgpack_pack_str_with_body(pk, "a\0b", 3);
+}
+static void ix_duplicate(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 2);
+    pack_index(pk, "i", "hash", "a");
+    pack_index(pk, "i", "range", "b");
+}
+static void ix_too_many(msgpack_packer *pk)
+{
+    char name[16];
+    msgpack_pack_array(pk, CMAP_MAX_INDEXES + 1);
+    for (int i = 0; i <= CMAP_MAX_INDEXES; i++) {
+        snprintf(name, sizeof name, "i%d", i);
+        pack_index(pk, name, "hash", "a");
+    }
+}
+static void ix_name_not_str(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_int(pk, 1);
+    pstr(pk, "hash");
+    pstr(pk, "a");
+}
+
+START_TEST(bad_indexes)
+{
+    ck_assert_int_eq(decode_with_indexes(ix_good), 0);
+    void (*bad[])(msgpack_packer *) = {ix_not_array, ix_arity, ix_bad_name, ix_empty_name,
+                                       ix_bad_type, ix_empty_expr, ix_long_expr, ix_nul_expr,
+                                       ix_duplicate, ix_too_many, ix_name_not_str};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(decode_with_indexes(bad[i]) == -EPROTO, "mutant %zu accepted", i);
+}
+END_TEST
+
 static Suite *cmap_suite(void)
 {
     Suite *s = suite_create("cmap");
@@ -1455,6 +1601,7 @@ static Suite *cmap_suite(void)
     tc = tu_tcase(s, "api", 30);
     tcase_add_test(tc, lookups);
     tcase_add_test(tc, builders);
+    tcase_add_test(tc, index_builders);
     tc = tu_tcase(s, "malformed", 60);
     tcase_add_test(tc, every_truncation_rejected);
     tcase_add_test(tc, mutants_never_crash);
@@ -1469,6 +1616,7 @@ static Suite *cmap_suite(void)
     tcase_add_test(tc, too_many_regions);
     tcase_add_test(tc, bucket_member_not_in_view_rejected);
     tcase_add_test(tc, duplicate_member_id_rejected);
+    tcase_add_test(tc, bad_indexes);
     return s;
 }
 

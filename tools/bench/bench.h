@@ -56,6 +56,8 @@ typedef struct bench_config {
     bool test_range;
     bool test_scan;
     bool test_pointget;
+    bool test_cq;                          /* -t cq (cq.c) */
+    double rate;                           /* --rate: puts per second of -t cq; 0: default */
     const char *query;                     /* --query */
     const char *params[BENCH_MAX_PARAMS];  /* --param, JSON */
     int nparams;
@@ -143,6 +145,12 @@ int bench_load_orders(const bench_config *cfg, const char *servers, double *seco
  * status. */
 int bench_query_run(const bench_config *cfg, bench_conn *conns, size_t nconns,
                     const char *servers, const char *region_desc, const char *target_desc);
+
+/* cq.c: -t cq: a continuous query on the region, -c writers putting at
+ * --rate for --duration, latency from put to callback. Returns the exit
+ * status. */
+int bench_cq_run(const bench_config *cfg, bench_conn *conns, size_t nconns, const char *servers,
+                 const char *region_desc, const char *target_desc);
 
 /* Runs one test (op, n requests) over conns with cfg->threads threads.
  * Fills *res (res->h is overwritten). Returns 0, or -1 after printing why

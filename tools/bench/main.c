@@ -59,6 +59,15 @@ static void usage(FILE *f)
             "                    With query tests -r is the number of orders (default\n"
             "                    %d), -c defaults to 1, -n to no limit (see\n"
             "                    --duration); -P, -d and --threads do not apply\n"
+            " -t cq              Continuous-query delivery: a CQ SELECT * ... WHERE o.t > 0\n"
+            "                    on the region, -c writer connections (default 4)\n"
+            "                    putting {t: send time, pad: -d bytes} under random keys\n"
+            "                    of -r (default 10000) at --rate puts per second in all\n"
+            "                    for --duration seconds (default 10); prints the latency\n"
+            "                    from each put's send to its event's callback and the\n"
+            "                    events per second. Runs alone\n"
+            " --rate <n>         -t cq: puts per second, all writers together (default\n"
+            "                    10000)\n"
             " --query <text>     Also run this query (test QUERY; alone without -t), with\n"
             "                    the same parameters every time\n"
             " --param <json>     Value of the next $n of --query, as JSON (repeatable):\n"
@@ -108,6 +117,7 @@ static int parse_tests(bench_config *cfg, const char *list)
 {
     cfg->test_put = cfg->test_get = false;
     cfg->test_point = cfg->test_range = cfg->test_scan = cfg->test_pointget = false;
+    cfg->test_cq = false;
     const char *p = list;
     while (*p) {
         const char *e = strchr(p, ',');
@@ -126,9 +136,11 @@ static int parse_tests(bench_config *cfg, const char *list)
             cfg->test_pointget = true;
         else if (word_is(p, n, "query"))
             cfg->test_point = cfg->test_range = cfg->test_scan = true;
+        else if (word_is(p, n, "cq"))
+            cfg->test_cq = true;
         else if (n > 0) {
             fprintf(stderr, "agate-bench: unknown test '%.*s' (known: put, set, get, point, "
-                            "range, scan, pointget, query)\n", (int)n, p);
+                            "range, scan, pointget, query, cq)\n", (int)n, p);
             return -1;
         }
         p += n;
@@ -136,6 +148,12 @@ static int parse_tests(bench_config *cfg, const char *list)
             p++;
     }
     bool q = cfg->test_point || cfg->test_range || cfg->test_scan || cfg->test_pointget;
+    if (cfg->test_cq && (q || cfg->test_put || cfg->test_get)) {
+        fprintf(stderr, "agate-bench: -t cq runs alone\n");
+        return -1;
+    }
+    if (cfg->test_cq)
+        return 0;
     if (!cfg->test_put && !cfg->test_get && !q) {
         fprintf(stderr, "agate-bench: -t names no test\n");
         return -1;
@@ -317,6 +335,11 @@ static int parse_args(int argc, char **argv, bench_config *cfg)
                 return -1;
             }
             cfg->duration = d;
+        } else if (!strcmp(a, "--rate")) {
+            NEED_ARG();
+            if (parse_u64(a, v, 1, 10000000, &n))
+                return -1;
+            cfg->rate = (double)n;
         } else if (!strcmp(a, "--no-prefill")) {
             cfg->no_prefill = true;
         } else if (!strcmp(a, "-q")) {
@@ -361,6 +384,19 @@ static int parse_args(int argc, char **argv, bench_config *cfg)
     if (cfg->nparams && !cfg->query) {
         fprintf(stderr, "agate-bench: --param gives the values of --query's $1, $2, ...; "
                         "there is no --query\n");
+        return -1;
+    }
+    if (cfg->test_cq) {
+        if (cfg->query) {
+            fprintf(stderr, "agate-bench: -t cq runs alone (no --query)\n");
+            return -1;
+        }
+        if (!clients_given)
+            cfg->clients = 4; /* writer connections */
+        return 0;
+    }
+    if (cfg->rate > 0) {
+        fprintf(stderr, "agate-bench: --rate applies to -t cq only\n");
         return -1;
     }
     if (!query_mode(cfg)) {
@@ -626,6 +662,12 @@ int main(int argc, char **argv)
         }
     }
 
+    if (cfg.test_cq) {
+        int cs = bench_cq_run(&cfg, conns, (size_t)cfg.clients, servers, region_desc, target_desc);
+        close_all(conns, (size_t)cfg.clients);
+        free(value);
+        return cs;
+    }
     if (query_mode(&cfg)) {
         int qs = bench_query_run(&cfg, conns, (size_t)cfg.clients, servers, region_desc,
                                  target_desc);

@@ -222,6 +222,10 @@ int cmd_destroy_region(cli_ctx *ctx, const cli_args *a);
 int cmd_list_regions(cli_ctx *ctx, const cli_args *a);
 int cmd_describe_region(cli_ctx *ctx, const cli_args *a);
 int cmd_clear_region(cli_ctx *ctx, const cli_args *a);
+/* cmd_index.c */
+int cmd_create_index(cli_ctx *ctx, const cli_args *a);
+int cmd_destroy_index(cli_ctx *ctx, const cli_args *a);
+int cmd_list_indexes(cli_ctx *ctx, const cli_args *a);
 
 int cmd_put(cli_ctx *ctx, const cli_args *a);
 int cmd_get(cli_ctx *ctx, const cli_args *a);
@@ -234,6 +238,10 @@ int cmd_export_data(cli_ctx *ctx, const cli_args *a);
 
 /* cmd_query.c */
 int cmd_query(cli_ctx *ctx, const cli_args *a);
+
+/* cmd_cq.c: continuous queries */
+int cmd_watch(cli_ctx *ctx, const cli_args *a);
+int cmd_list_cqs(cli_ctx *ctx, const cli_args *a);
 
 /* ---- shell.c ---------------------------------------------------------- */
 

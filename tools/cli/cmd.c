@@ -124,6 +124,26 @@ static const cli_opt destroy_region_opts[] = {
     END_OPTS,
 };
 
+static const cli_opt create_index_opts[] = {
+    {"name", OPT_STR, true, "INDEX", "index name: 1-128 of [A-Za-z0-9_.-], unique in the region", NULL, 0, 0},
+    {"region", OPT_STR, true, "REGION", "region to index", NULL, 0, 0},
+    {"expression", OPT_STR, true, "PATH", "what to index: a path into the value, e.g. status, customer.city, items[0]", NULL, 0, 0},
+    {"type", OPT_STR, false, "TYPE", "range (=, IN, <, >; the default) or hash (= and IN only)", "range|hash", 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt destroy_index_opts[] = {
+    {"name", OPT_STR, true, "INDEX", "index to destroy", NULL, 0, 0},
+    {"region", OPT_STR, true, "REGION", "its region", NULL, 0, 0},
+    {"if-exists", OPT_BOOL, false, NULL, "succeed if there is no such index", NULL, 0, 0},
+    END_OPTS,
+};
+
+static const cli_opt list_indexes_opts[] = {
+    {"region", OPT_STR, false, "REGION", "only this region's indexes (default: every region's)", NULL, 0, 0},
+    END_OPTS,
+};
+
 static const cli_opt region_name_opts[] = {
     {"name", OPT_STR, true, "REGION", "region name", NULL, 0, 0},
     END_OPTS,
@@ -175,6 +195,17 @@ static const cli_opt query_opts[] = {
     {"param", OPT_LIST, false, "JSON", "the value of $1, then $2, ... as JSON; repeat for each", NULL, 0, 0},
     {"timeout", OPT_INT, false, "MS", "how long the server may work on it; 0: no limit (default 30000)", NULL, 0, 2147483647},
     {"explain", OPT_BOOL, false, NULL, "show how the query would run (the plan) instead of running it", NULL, 0, 0},
+    {"page-size", OPT_INT, false, "N", "rows fetched and printed at a time (default 1000)", NULL, 1, 100000},
+    END_OPTS,
+};
+
+static const cli_opt watch_opts[] = {
+    {"query", OPT_STR, false, "TEXT", "the continuous query: SELECT * FROM /region [alias] WHERE ...", NULL, 0, 0},
+    {"region", OPT_STR, false, "NAME", "without --query: watch every entry of this region", NULL, 0, 0},
+    {"param", OPT_LIST, false, "JSON", "the value of $1, then $2, ... as JSON; repeat for each", NULL, 0, 0},
+    {"initial", OPT_BOOL, false, NULL, "print the matching entries first (INITIAL lines)", NULL, 0, 0},
+    {"count", OPT_INT, false, "N", "exit after N events", NULL, 1, 1LL << 62},
+    {"timeout", OPT_INT, false, "SECONDS", "exit after this long (default: until Ctrl-C)", NULL, 1, 31536000},
     END_OPTS,
 };
 
@@ -269,6 +300,22 @@ const cli_command cli_commands[] = {
      region_name_opts, cmd_describe_region, 0, "Example:\n  agate describe region --name=orders"},
     {"clear region", "Regions", "Remove every entry of a region (the region stays)",
      region_name_opts, cmd_clear_region, 0, NULL},
+    {"create index", "Indexes", "Create an index on a region's values, built over its entries",
+     create_index_opts, cmd_create_index, 0,
+     "The expression is a path into each entry's value, written as in a WHERE without\n"
+     "an alias: status, customer.city, items[0], customer['first name']. Queries whose\n"
+     "WHERE has path = c, path IN (...) or a range on path (range indexes) read only the\n"
+     "matching entries; --explain names the index. On a cluster the definition goes to\n"
+     "the locator and every member, also later ones, indexes its buckets.\n"
+     "Examples:\n"
+     "  agate create index --name=byStatus --region=orders --expression=status --type=hash\n"
+     "  agate create index --name=byTotal --region=orders --expression=total"},
+    {"destroy index", "Indexes", "Destroy an index (queries scan again)", destroy_index_opts,
+     cmd_destroy_index, 0, "Example:\n  agate destroy index --name=byStatus --region=orders"},
+    {"list indexes", "Indexes", "List indexes: expression, type, entries, memory, validity",
+     list_indexes_opts, cmd_list_indexes, 0,
+     "An index shown as not valid ran out of memory while being kept up to date: queries\n"
+     "no longer use it; destroy it and create it again."},
     {"put", "Entries", "Put one entry", put_opts, cmd_put, 0,
      "Exactly one of --key and --key-base64 is required.\n"
      "Examples:\n"
@@ -301,10 +348,28 @@ const cli_command cli_commands[] = {
      "With --json: an array of row objects {\"column\": value, ...} (a repeated column\n"
      "name gets _2, _3, ...). A query that does not parse is shown with a caret under\n"
      "the place of the problem (exit 1).\n"
+     "Rows are fetched and printed a page at a time (--page-size rows, each page its\n"
+     "own table), so a result of any size streams through. Ctrl-C cancels the query\n"
+     "on the server too (exit 130).\n"
      "Examples:\n"
      "  agate query --query='SELECT o.id, o.total FROM /orders o WHERE o.total > 100 ORDER BY o.total DESC LIMIT 10'\n"
      "  agate query --query='SELECT status, COUNT(*) AS n FROM /orders GROUP BY status'\n"
      "  agate query --query='SELECT * FROM /orders WHERE status = $1 AND total > $2' --param='\"paid\"' --param=50"},
+    {"watch", "Queries", "Run a continuous query and print its events as they happen",
+     watch_opts, cmd_watch, 0,
+     "One line per event: OP KEY VALUE, OP one of CREATE (entered the result), UPDATE\n"
+     "(changed inside it), DESTROY (left it; no value), CLEAR (a bucket was cleared),\n"
+     "INITIAL (--initial: matching at the start), GAP (events of a bucket may have been\n"
+     "lost) and ERROR (the query ended). With --json: one compact JSON object per line\n"
+     "{\"op\", \"key\", \"value\", \"bucket\", \"seq\"}. Runs until Ctrl-C, --count events\n"
+     "or --timeout seconds (exit 0); on a cluster it follows failovers and new members.\n"
+     "Examples:\n"
+     "  agate watch --query='SELECT * FROM /orders o WHERE o.total > 100'\n"
+     "  agate watch --region=orders --initial --json --count=10"},
+    {"list cqs", "Queries", "List the continuous queries registered on the servers", no_opts,
+     cmd_list_cqs, 0,
+     "One row per CQ and member: its id on that member, name, region, the client's name\n"
+     "and address, the primary buckets it serves there, events sent and queued."},
     {"connect", "Shell", "Connect to a server or a cluster (in the shell: for the following commands)",
      connect_opts, cmd_connect, 0,
      "Examples (shell):\n  connect --server=10.0.0.5:40404\n  connect --locator=10.0.0.5[10334]"},

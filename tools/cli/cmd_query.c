@@ -1,6 +1,7 @@
 /* cmd_query.c - query: runs a query (docs/query.md) on the server and
  * prints its rows as a table, or as JSON row objects with --json. */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,12 +228,15 @@ static int print_table(const query_result *r)
         table_print(&t, stdout);
     table_free(&t);
     free(right);
-    if (ret != EXIT_OK)
-        return ret;
-    printf("%" PRIu32 " row%s (%" PRIu64 " matched, scanned %" PRIu64 " entr%s in %.1f ms)\n",
-           r->nrows, r->nrows == 1 ? "" : "s", r->matched, r->scanned,
-           r->scanned == 1 ? "y" : "ies", (double)r->elapsed_us / 1000.0);
-    return EXIT_OK;
+    return ret;
+}
+
+/* The line after the last page. */
+static void print_summary(uint64_t rows, const query_result *last, uint64_t elapsed_us)
+{
+    printf("%" PRIu64 " row%s (%" PRIu64 " matched, scanned %" PRIu64 " entr%s in %.1f ms)\n",
+           rows, rows == 1 ? "" : "s", last->matched, last->scanned,
+           last->scanned == 1 ? "y" : "ies", (double)elapsed_us / 1000.0);
 }
 
 /* True if name is one of names[0..n). */
@@ -272,17 +276,16 @@ static char **unique_names(const query_result *r)
     return keys;
 }
 
-/* Prints the rows as a JSON array of objects {column: value}. */
-static int print_json(const query_result *r)
+/* Prints a page's rows as elements of one JSON array of objects {column:
+ * value} that spans every page: "[" before the first row of the first
+ * page, "," between rows (*nprinted counts them), "]" by the caller. */
+static int print_json(const query_result *r, uint64_t *nprinted)
 {
     char **keys = unique_names(r);
     if (!keys) {
         cli_err("out of memory");
         return EXIT_ERR;
     }
-    json_doc d;
-    json_doc_init(&d);
-    jw_begin_array(&d.w);
     mp_cursor cur = r->rows;
     int ret = EXIT_OK;
     for (uint32_t i = 0; i < r->nrows && ret == EXIT_OK; i++) {
@@ -291,6 +294,8 @@ static int print_json(const query_result *r)
             ret = EXIT_ERR;
             break;
         }
+        json_doc d;
+        json_doc_init(&d);
         jw_begin_object(&d.w);
         for (uint32_t k = 0; k < r->ncols; k++) {
             jw_ckey(&d.w, keys[k]);
@@ -302,17 +307,27 @@ static int print_json(const query_result *r)
                 break;
             }
         }
+        if (ret != EXIT_OK) {
+            json_doc_free(&d);
+            break;
+        }
         jw_end_object(&d.w);
+        fputs(*nprinted ? ",\n" : "\n", stdout);
+        (*nprinted)++;
+        /* json_doc_print adds a newline: the separator goes before the next */
+        if (d.w.err) {
+            json_doc_free(&d);
+            cli_err("out of memory while formatting JSON output");
+            ret = EXIT_ERR;
+            break;
+        }
+        fwrite(d.buf.data, 1, d.buf.len, stdout);
+        json_doc_free(&d);
     }
     for (uint32_t k = 0; k < r->ncols; k++)
         free(keys[k]);
     free(keys);
-    if (ret != EXIT_OK) {
-        json_doc_free(&d);
-        return ret;
-    }
-    jw_end_array(&d.w);
-    return json_doc_print(&d);
+    return ret;
 }
 
 /* --explain: the plan's steps, one per line, numbered. */
@@ -335,12 +350,88 @@ static int print_plan(const query_result *r)
 
 /* ---- the command ---------------------------------------------------------- */
 
+/* The client a query runs on, for Ctrl-C (agate_interrupt only sets a
+ * flag: safe in a signal handler). */
+static agate_client *volatile running_client;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    agate_client *c = running_client;
+    if (c)
+        agate_interrupt(c);
+}
+
+/* Prints one page (table or JSON); *rows counts what was printed. */
+static int print_page(const agate_buf *page, bool json, bool first, uint64_t *rows,
+                      query_result *last)
+{
+    query_result r;
+    int ret = result_read(page, &r);
+    if (ret != EXIT_OK)
+        return ret;
+    if (json) {
+        ret = print_json(&r, rows);
+    } else {
+        if (!first && r.nrows)
+            putchar('\n');
+        if (first || r.nrows)
+            ret = print_table(&r);
+        *rows += r.nrows;
+    }
+    last->matched = r.matched;
+    last->scanned = r.scanned;
+    result_free(&r);
+    fflush(stdout);
+    return ret;
+}
+
+/* Reads the cursor to its end, printing each page as it comes. */
+static int print_pages(agate_client *c, agate_cursor *cur, const char *text, bool json)
+{
+    agate_buf page;
+    uint64_t rows = 0, elapsed = 0;
+    query_result last = {0};
+    int ret = EXIT_OK, rc;
+    bool first = true;
+    if (json)
+        fputs("[", stdout);
+    while (ret == EXIT_OK && (rc = agate_cursor_next(cur, &page)) == 1) {
+        query_result r;
+        if (result_read(&page, &r) == EXIT_OK) {
+            elapsed += r.elapsed_us;
+            result_free(&r);
+        }
+        ret = print_page(&page, json, first, &rows, &last);
+        agate_buf_free(&page);
+        first = false;
+    }
+    if (ret == EXIT_OK && rc < 0) {
+        if (json)
+            fputs("\n]\n", stdout);
+        fflush(stdout);
+        if (rc == AGATE_ECANCELLED) {
+            cli_err("query cancelled");
+            return 130;
+        }
+        return query_failed(c, rc, text);
+    }
+    if (ret != EXIT_OK)
+        return ret;
+    if (json)
+        fputs(rows ? "\n]\n" : "]\n", stdout);
+    else
+        print_summary(rows, &last, elapsed);
+    return EXIT_OK;
+}
+
 /* query: runs --query with the --param values as $1, $2, ... and prints
- * the rows. */
+ * the rows, a page at a time. */
 int cmd_query(cli_ctx *ctx, const cli_args *a)
 {
     const char *text = cli_str(a, "query");
-    int timeout = (int)cli_int(a, "timeout", -1);
+    agate_query_options qo = {.timeout_ms = (int)cli_int(a, "timeout", -1),
+                              .page_size = (uint32_t)cli_int(a, "page-size", 0)};
     buf_t params;
     buf_init(&params);
     int ret = build_params(a, &params);
@@ -353,23 +444,48 @@ int cmd_query(cli_ctx *ctx, const cli_args *a)
         buf_free(&params);
         return EXIT_ERR;
     }
-    agate_buf out = {0};
     bool explain = cli_flag(a, "explain");
-    int rc = explain ? agate_query_explain(c, text, &out)
-                     : agate_query(c, text, params.data, params.len, timeout, &out);
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigemptyset(&sa.sa_mask);
+    running_client = c;
+    sigaction(SIGINT, &sa, &old);
+    if (explain) {
+        agate_buf out = {0};
+        int rc = agate_query_explain(c, text, &out);
+        if (rc < 0) {
+            ret = query_failed(c, rc, text);
+        } else {
+            query_result r;
+            ret = result_read(&out, &r);
+            if (ret == EXIT_OK && a->json) {
+                uint64_t n = 0;
+                fputs("[", stdout);
+                ret = print_json(&r, &n);
+                if (ret == EXIT_OK)
+                    fputs(n ? "\n]\n" : "]\n", stdout);
+            } else if (ret == EXIT_OK) {
+                ret = print_plan(&r);
+            }
+            if (ret == EXIT_OK || r.cols)
+                result_free(&r);
+        }
+        agate_buf_free(&out);
+    } else {
+        agate_cursor *cur;
+        int rc = agate_query_open(c, text, params.data, params.len, &qo, &cur);
+        if (rc == AGATE_ECANCELLED) {
+            cli_err("query cancelled");
+            ret = 130;
+        } else if (rc < 0) {
+            ret = query_failed(c, rc, text);
+        } else {
+            ret = print_pages(c, cur, text, a->json);
+            agate_cursor_close(cur);
+        }
+    }
+    sigaction(SIGINT, &old, NULL);
+    running_client = NULL;
     buf_free(&params);
-    if (rc < 0) {
-        ret = query_failed(c, rc, text);
-        cli_release(ctx, c);
-        return ret;
-    }
     cli_release(ctx, c);
-    query_result r;
-    ret = result_read(&out, &r);
-    if (ret == EXIT_OK) {
-        ret = a->json ? print_json(&r) : explain ? print_plan(&r) : print_table(&r);
-        result_free(&r);
-    }
-    agate_buf_free(&out);
     return ret;
 }

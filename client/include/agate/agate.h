@@ -61,6 +61,8 @@ enum agate_error {
     AGATE_EREDIRECT = -18,      /* not primary for the key (retried internally in clusters) */
     AGATE_EUNAVAILABLE = -19,   /* the cluster cannot serve the key now (retried until the
                                    request timeout) */
+    AGATE_ECANCELLED = -20,     /* a query was cancelled (agate_interrupt, agate_cursor_close) */
+    AGATE_EINDEX_EXISTS = -21,  /* agate_index_create: the region has an index of that name */
 };
 
 /* Static English text for an error code. Never NULL. */
@@ -168,6 +170,28 @@ void agate_region_info_free(agate_region_info *info);
 int agate_region_list(agate_client *c, agate_region_info **out, size_t *n);
 void agate_region_list_free(agate_region_info *infos, size_t n);
 
+/* ---- Indexes (docs/query.md, "Indexes") --------------------------------
+ * An index on a region's values speeds up queries whose WHERE has
+ * `path = c`, `path IN (...)` or a range on path. On a cluster these calls
+ * go to the locator: definitions are cluster-wide. */
+
+/* Creates index name on region over expression, a path into the value as
+ * written in a WHERE without an alias ("status", "customer.city",
+ * "items[0]"); type "range" (=, IN and ranges; the default when NULL) or
+ * "hash" (= and IN only). The index is built over the existing entries
+ * before this returns. AGATE_EINDEX_EXISTS when the region has an index of
+ * that name, AGATE_EUNKNOWN_REGION, AGATE_EBAD_ARGUMENT for a bad name,
+ * type or expression (agate_errmsg says where). */
+int agate_index_create(agate_client *c, const char *region, const char *name,
+                       const char *expression, const char *type);
+/* AGATE_ENOTFOUND when the region has no such index. */
+int agate_index_destroy(agate_client *c, const char *region, const char *name);
+/* The indexes of region (NULL: of every region) as one MessagePack array
+ * of maps {name, region, expression, type, entries, bytes, valid} (on a
+ * cluster, from the locator: entries and bytes are then absent). Free out
+ * with agate_buf_free. */
+int agate_index_list(agate_client *c, const char *region, agate_buf *out);
+
 /* ---- Entries ---------------------------------------------------------- */
 
 typedef struct agate_version {
@@ -250,7 +274,9 @@ void agate_page_free(agate_page *page);
  * longer (without limit when timeout_ms is 0 or request_timeout_ms <= 0).
  *
  * On success *out (free with agate_buf_free) holds one MessagePack array
- * [columns, rows, stats]: columns an array of str (a column name may
+ * [columns, rows, stats] with every row of the result (agate_query reads
+ * the server's pages one after another and joins them; to hold one page
+ * at a time, use agate_query_open below): columns an array of str (a column name may
  * repeat), rows an array of arrays with one value per column (any
  * MessagePack; UNDEFINED comes as nil), stats a map {"matched", "rows",
  * "scanned", "elapsed_us"} of uints (entries passing WHERE, rows returned,
@@ -260,7 +286,8 @@ void agate_page_free(agate_page *page);
  * Errors: AGATE_EBAD_ARGUMENT for a query that does not parse or fails to
  * evaluate (agate_errmsg: "BAD_ARGUMENT: query: at N: ...", N the byte
  * offset in the query text), AGATE_EUNKNOWN_REGION, AGATE_ETOO_LARGE when
- * the result does not fit in one reply (add a LIMIT), AGATE_EUNAVAILABLE
+ * one row is over the reply limit, AGATE_ECANCELLED after agate_interrupt
+ * (the server stops working on it), AGATE_EUNAVAILABLE
  * when the server's time limit ran out (or, on a cluster, after retrying
  * while buckets kept moving). On a client routing over a cluster
  * (agate_is_cluster) the query goes to one member, which gathers every
@@ -272,6 +299,53 @@ int agate_query(agate_client *c, const char *query, const void *params, size_t p
  * agate_query, with one column "plan" and one row per step (docs/query.md,
  * "Plans"). Parse errors and unknown regions fail as for agate_query. */
 int agate_query_explain(agate_client *c, const char *query, agate_buf *out);
+
+/* ---- Query cursors (docs/query.md "Paging") ----------------------------
+ * The server sends a query's result in pages. agate_query_open runs the
+ * query and gets the first page; agate_cursor_next hands out the pages in
+ * order, each as its own [columns, rows, stats] array (stats as above,
+ * with "matched" and "scanned" counted so far and "cursor", the server's
+ * cursor id, 0 on the last page). Only the page asked for is held, by the
+ * server and by the client: a result of any size can be read this way. A
+ * query without ORDER BY, GROUP BY, aggregates or DISTINCT runs as it is
+ * read, a few buckets per page; the others run whole on the first page
+ * and are then sent in pages.
+ *
+ * The server cursor lives on the server (in a cluster, the member) that
+ * answered agate_query_open, for as long as pages are read: it closes
+ * after the last page, on agate_cursor_close, with the connection, or
+ * after 60 s without a request (then agate_cursor_next fails with
+ * AGATE_EBAD_ARGUMENT). A page a cluster cannot make now (buckets moving)
+ * is retried until the request timeout; if the member holding the cursor
+ * is lost the query fails with AGATE_EIO and has to be run again. */
+typedef struct agate_cursor agate_cursor;
+
+typedef struct agate_query_options {
+    int timeout_ms;     /* the server's time limit for each page: < 0 its default
+                           (30 s), 0 none */
+    uint32_t page_size; /* rows per page: 0 the server's default (1000), at most
+                           100000; pages also stop at the reply size limit */
+} agate_query_options;
+
+/* Runs query (as agate_query; opts may be NULL) and returns a cursor in
+ * *out, holding the first page. Errors as agate_query; *out is NULL then. */
+int agate_query_open(agate_client *c, const char *query, const void *params, size_t params_len,
+                     const agate_query_options *opts, agate_cursor **out);
+/* The next page into *page (free with agate_buf_free): returns 1 with a
+ * page, 0 when there are no more (page zeroed), or an error (the cursor
+ * stays usable after AGATE_EUNAVAILABLE and AGATE_ETIMEDOUT: call again). */
+int agate_cursor_next(agate_cursor *cur, agate_buf *page);
+/* The server's cursor id (0 once the last page was sent). */
+uint64_t agate_cursor_id(const agate_cursor *cur);
+/* Closes the server's cursor if it is still open and frees cur (NULL is
+ * allowed). Returns 0 or the error of the QUERY_CLOSE request. */
+int agate_cursor_close(agate_cursor *cur);
+
+/* Makes the blocking call in progress on c (or, if none is, the next one)
+ * return AGATE_ECANCELLED at once; a query it was waiting for is cancelled
+ * on the server (QUERY_CANCEL). Safe to call from a signal handler or
+ * another thread: it only sets a flag. */
+void agate_interrupt(agate_client *c);
 
 /* ---- Clusters ----------------------------------------------------------
  * agate_connect_locator connects through locators ("host[port]" or
@@ -393,6 +467,126 @@ int agate_wait(agate_client *c, int timeout_ms);
 int agate_fd(const agate_client *c);
 int agate_wants_write(const agate_client *c);
 int agate_process(agate_client *c);
+
+/* ---- Continuous queries (docs/query.md, "Continuous queries") ----------
+ * A continuous query (CQ) is "SELECT * FROM /region [alias] WHERE expr" on
+ * one region (no projection, DISTINCT, GROUP BY, ORDER BY, LIMIT or
+ * aggregates; $1, $2, ... parameters allowed). Every change of an entry is
+ * judged with its old and new value: entering the result is CREATE,
+ * changing inside it UPDATE, leaving it DESTROY (value NULL); a clear of
+ * the region gives one CLEAR per bucket (key and value NULL: every entry
+ * of that bucket you held left). Events of one key arrive in the order of
+ * its writes, each at most once.
+ *
+ * A CQ owns its connections: one subscription connection per member (on a
+ * stand-alone server, one), plus one to a locator watching the cluster
+ * map; it never uses the client's own connections after agate_cq_open.
+ * It registers itself on members that join, re-registers when a
+ * connection to a live member breaks, and lets a member that died go: the
+ * new primaries of its buckets replay their journals, and duplicates are
+ * dropped by sequence number. When a replay cannot reach back far enough
+ * (the member's journal evicted events this CQ had not seen), a GAP event
+ * names the bucket: events of that bucket may have been lost. An event for
+ * a write may be delivered although the write failed for its caller (its
+ * primary died before the copies acknowledged it).
+ *
+ * Events are delivered to the callback on the thread that calls
+ * agate_cq_open (initial results only), agate_cq_process or agate_cq_wait.
+ * A CQ is not thread-safe. The callback must not call agate_cq_close,
+ * agate_cq_process or agate_cq_wait on the same CQ (they return
+ * AGATE_EINVAL); agate_cq_break is allowed. */
+
+enum agate_cq_op {
+    AGATE_CQ_CREATE = 1,  /* the entry entered the result */
+    AGATE_CQ_UPDATE = 2,  /* changed and still matches */
+    AGATE_CQ_DESTROY = 3, /* left the result (removed, or no longer matches) */
+    AGATE_CQ_CLEAR = 4,   /* the bucket was cleared (key, value NULL) */
+    AGATE_CQ_INITIAL = 5, /* a matching entry at registration (AGATE_CQ_INITIAL_RESULTS) */
+    AGATE_CQ_GAP = 6,     /* events of bucket may have been lost before seq */
+    AGATE_CQ_ERROR = 7,   /* the CQ ended (errmsg says why; e.g. region destroyed) */
+};
+
+/* agate_cq_open flags */
+#define AGATE_CQ_INITIAL_RESULTS 1 /* deliver the matching entries first */
+
+typedef struct agate_cq agate_cq;
+
+/* One event; every pointer is valid only during the callback. */
+typedef struct agate_cq_event {
+    int op;              /* enum agate_cq_op */
+    const char *name;    /* the CQ's name */
+    const void *key;     /* NULL for CLEAR, GAP, ERROR */
+    size_t klen;
+    int key_is_str;      /* the key was written as a str (else bin) */
+    const void *value;   /* the new value (one MessagePack object); NULL for
+                            DESTROY, CLEAR, GAP, ERROR */
+    size_t vlen;
+    uint32_t bucket;     /* 0 for INITIAL and ERROR */
+    uint64_t seq;        /* the write's sequence in its bucket; GAP: the seq
+                            after which events are complete again */
+    const char *errmsg;  /* ERROR only */
+} agate_cq_event;
+
+typedef void (*agate_cq_cb)(agate_cq *cq, const agate_cq_event *ev, void *arg);
+
+/* Registers a CQ on every member; name (1..256 bytes) is a label shown by
+ * agate_cq_list. params as for agate_query. With
+ * AGATE_CQ_INITIAL_RESULTS, cb receives every matching entry as an
+ * AGATE_CQ_INITIAL event before this returns; events after those reflect
+ * changes made after the snapshot, with nothing missed in between. On a
+ * cluster the open retries (as a key operation does) until every bucket of
+ * the region is served by exactly one member. Blocks for at most about
+ * the request timeout. On success *out is the new CQ, which keeps copies
+ * of c's timeouts and client name and nothing else of c (c may be freed
+ * first); close it with agate_cq_close. Errors are reported on c:
+ * AGATE_EBAD_ARGUMENT (the query does not parse or is not a plain SELECT *
+ * ... WHERE; agate_errmsg has the position), AGATE_EUNKNOWN_REGION,
+ * AGATE_ETOO_LARGE (initial results above the reply limit: open without
+ * them or narrow the query), AGATE_EINVAL, connection errors. */
+int agate_cq_open(agate_client *c, const char *name, const char *query, const void *params,
+                  size_t params_len, int flags, agate_cq_cb cb, void *arg, agate_cq **out);
+
+/* A descriptor that becomes readable when agate_cq_process has work (an
+ * epoll set of the CQ's connections and a retry timer), the same for the
+ * CQ's life. Poll it for reading, level-triggered. */
+int agate_cq_fd(const agate_cq *cq);
+/* A non-blocking step: reads what arrived and runs the callbacks. When a
+ * connection must be re-established it blocks for that (at most the
+ * connect and request timeouts). Returns the number of events delivered,
+ * or a negative error once the CQ has ended (after its AGATE_CQ_ERROR
+ * event: region destroyed, out of memory); member failures are not errors. */
+int agate_cq_process(agate_cq *cq);
+/* Runs agate_cq_process as events arrive until timeout_ms passes (< 0: no
+ * limit), agate_cq_break is called from a callback, or a signal interrupts
+ * the wait. Returns the number of events delivered, or a negative error as
+ * agate_cq_process. */
+int agate_cq_wait(agate_cq *cq, int timeout_ms);
+/* From a callback: makes the running agate_cq_wait return after it. */
+void agate_cq_break(agate_cq *cq);
+/* Why the CQ ended, or "" while it runs. */
+const char *agate_cq_errmsg(const agate_cq *cq);
+/* Counters of a CQ since it was opened. */
+typedef struct agate_cq_stats {
+    uint64_t events;           /* delivered to the callback (INITIAL included) */
+    uint64_t duplicates;       /* dropped as already delivered (replays) */
+    uint64_t gaps;             /* GAP events */
+    uint64_t replays;          /* REPLAY pushes received (a member took over a bucket) */
+    uint64_t registrations;    /* CQ_OPENs accepted, the first ones included */
+    uint64_t reconnects;       /* subscriptions whose connection broke */
+    uint64_t closed_by_member; /* CQ_CLOSED pushes (member stopping, CQ too slow) */
+    uint32_t members;          /* subscriptions live now */
+} agate_cq_stats;
+void agate_cq_stats_get(const agate_cq *cq, agate_cq_stats *out);
+/* Closes the CQ on every member (CQ_CLOSE, then its connections) and frees
+ * it. NULL is allowed. Returns 0. */
+int agate_cq_close(agate_cq *cq);
+
+/* Every CQ registered on the server, or on every member of the cluster
+ * (members that cannot be reached are skipped), into *out (free with
+ * agate_buf_free): one MessagePack array of maps {"id", "name", "region",
+ * "query", "client", "peer", "events", "queued", "buckets"} (docs/protocol.md,
+ * CQ_LIST). A CQ registered on several members appears once per member. */
+int agate_cq_list(agate_client *c, agate_buf *out);
 
 #ifdef __cplusplus
 }
