@@ -162,6 +162,12 @@ typedef struct client_evid {
 /* Packs [client_id, seq]. Returns the packer's error (0 on success). */
 int client_pack_evid(msgpack_packer *pk, const client_evid *ev);
 
+/* ---- Queries (query.c) ------------------------------------------------ */
+/* Checks the bind parameters of a query or continuous query: NULL with no
+ * length, or exactly one well-formed MessagePack array. 0 or AGATE_EINVAL
+ * (with errmsg). */
+int client_check_params(agate_client *c, const void *params, size_t params_len);
+
 /* ---- Errors (error.c) ------------------------------------------------ */
 
 /* Sets c->errmsg (printf style) and returns rc, for `return client_err(...)`. */

@@ -104,24 +104,6 @@ static bool query_region(const char *q, char *out, size_t cap)
     return false;
 }
 
-static int check_params(agate_client *c, const void *params, size_t params_len)
-{
-    if (!params)
-        return params_len ? client_err(c, AGATE_EINVAL, "params is NULL but params_len is %zu",
-                                       params_len)
-                          : 0;
-    mp_cursor cur;
-    mp_type t;
-    mp_cursor_init(&cur, params, params_len);
-    if (params_len == 0 || params_len > UINT32_MAX ||
-        mp_check_one(params, params_len, MP_MAX_DEPTH_LIMIT) || mp_peek_type(&cur, &t) ||
-        t != MP_ARRAY)
-        return client_err(
-            c, AGATE_EINVAL,
-            "params must be one encoded MessagePack array of the values of $1, $2, ...");
-    return 0;
-}
-
 /* ---- Driving ------------------------------------------------------------ */
 
 static void epoll_add(agate_cq *cq, cq_sub *s)
@@ -493,7 +475,7 @@ int agate_cq_open(agate_client *c, const char *name, const char *query, const vo
         return client_err(c, AGATE_EINVAL, "name or query too long");
     if (flags & ~AGATE_CQ_INITIAL_RESULTS)
         return client_err(c, AGATE_EINVAL, "unknown flags 0x%x", (unsigned)flags);
-    rc = check_params(c, params, params_len);
+    rc = client_check_params(c, params, params_len);
     if (rc)
         return rc;
     char region[AGATE_MAX_REGION_NAME + 1];

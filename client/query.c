@@ -25,8 +25,7 @@
  * checks its clock every few hundred rows and then still sends the reply. */
 #define QUERY_WAIT_MARGIN_MS 1000
 
-/* Checks params: NULL with no length, or exactly one well-formed array. */
-static int check_params(agate_client *c, const void *params, size_t params_len)
+int client_check_params(agate_client *c, const void *params, size_t params_len)
 {
     if (!params)
         return params_len ? client_err(c, AGATE_EINVAL, "params is NULL but params_len is %zu",
@@ -268,7 +267,7 @@ static int check_query(agate_client *c, const char *query, const void *params, s
     size_t qlen = strlen(query);
     if (qlen > UINT32_MAX)
         return client_err(c, AGATE_EINVAL, "query text of %zu bytes is too long", qlen);
-    return check_params(c, params, params_len);
+    return client_check_params(c, params, params_len);
 }
 
 static int open_run(agate_client *c, const char *query, const void *params, size_t params_len,

@@ -6,6 +6,7 @@
  * cluster map (server/member.c), so it refuses CREATE and DESTROY and
  * points at the locator, and lists its own copies' indexes. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,26 +15,12 @@
 #include "common/proto.h"
 #include "region/qindex.h"
 #include "server/handlers.h"
+#include "server/conn.h"
+#include "server/index_args.h"
+#include "server/query_pool.h"
 #include "server/registry.h"
 
-/* Reads argument i as an index name into name (NUL-terminated). */
-static int arg_index_name(req_ctx *x, int i, char name[QINDEX_NAME_MAX + 1])
-{
-    const uint8_t *p;
-    uint32_t n;
-    if (arg_str(x, i, &p, &n))
-        return -1;
-    if (qindex_name_check((const char *)p, n)) {
-        reply_error(x, ST_BAD_ARGUMENT,
-                    "invalid index name '%.*s': use 1-128 characters of A-Z a-z 0-9 _ . -",
-                    (int)(n > 64 ? 64 : n), p);
-        return -1;
-    }
-    memcpy(name, p, n);
-    name[n] = 0;
-    return 0;
-}
-
+/* A cluster's indexes are defined at its locator (they are in the map). */
 static bool refuse_in_cluster(req_ctx *x, const char *what)
 {
     if (!x->srv->clustered)
@@ -65,54 +52,90 @@ static void index_create_error(req_ctx *x, int rc, const char *region, const cha
     }
 }
 
+/* Building an index reads the whole region (about 1 s per million
+ * entries): it runs on the query threads, not on the worker, and the
+ * reply follows from the worker when it is done. */
+typedef struct index_job {
+    qjob job; /* keep first */
+    char region[REGION_NAME_MAX + 1];
+    index_args ia;
+    conn_t *conn;
+    uint64_t req_id;
+    int rc;
+    qerror err;
+    uint64_t entries;
+} index_job;
+
+static void index_job_run(qjob *j)
+{
+    index_job *ij = (index_job *)j;
+    ij->rc = 0;
+    region_t *r = registry_find(j->w->srv->registry, (const uint8_t *)ij->region,
+                                strlen(ij->region));
+    if (!r) {
+        ij->rc = -ENOENT; /* destroyed meanwhile */
+        return;
+    }
+    ij->rc = qindex_create(r, ij->ia.name, ij->ia.expr, ij->ia.elen, ij->ia.kind, &ij->err);
+    qindex_info info;
+    if (ij->rc == 0 && qindex_get(r, ij->ia.name, &info) == 0)
+        ij->entries = info.entries;
+}
+
+static void index_job_done(qjob *j, bool orphan)
+{
+    index_job *ij = (index_job *)j;
+    conn_t *c = ij->conn;
+    if (!orphan && !c->dead) {
+        msg_request req = {.id = ij->req_id};
+        req_ctx x = {.conn = c, .w = j->w, .srv = j->w->srv, .req = &req};
+        msgpack_packer_init(&x.pk, c, conn_pack_write);
+        if (ij->rc == -ESHUTDOWN) {
+            reply_error(&x, ST_SHUTTING_DOWN, "the server is stopping");
+        } else if (ij->rc == -ENOENT) {
+            reply_error(&x, ST_UNKNOWN_REGION, "region '%s' was destroyed", ij->region);
+        } else if (ij->rc) {
+            index_create_error(&x, ij->rc, ij->region, ij->ia.name, ij->ia.expr, &ij->err);
+        } else {
+            log_info("created %s index %s on %s (%s): %llu entries",
+                     qindex_kind_name(ij->ia.kind), ij->ia.name, ij->region, ij->ia.expr,
+                     (unsigned long long)ij->entries);
+            reply_status(&x, ST_OK);
+        }
+        conn_kick(c);
+    }
+    conn_wait_done(c);
+    free(ij);
+}
+
 void handle_index_create(req_ctx *x)
 {
     region_t *r;
-    char name[QINDEX_NAME_MAX + 1];
-    const uint8_t *expr, *type;
-    uint32_t elen, tlen = 0;
-    qindex_kind kind = QINDEX_RANGE;
-    if (refuse_in_cluster(x, "create") || arg_region(x, 0, &r) || arg_index_name(x, 1, name) ||
-        arg_str(x, 2, &expr, &elen))
-        return;
-    if (x->req->argc > 3) {
-        mp_cursor c;
-        arg_cursor(x, 3, &c);
-        if (mp_read_nil(&c) != 0) {
-            if (arg_str(x, 3, &type, &tlen))
-                return;
-            if (qindex_kind_parse((const char *)type, tlen, &kind)) {
-                reply_error(x, ST_BAD_ARGUMENT, "unknown index type '%.*s'; expected range or hash",
-                            (int)(tlen > 32 ? 32 : tlen), type);
-                return;
-            }
-        }
-    }
-    if (elen > QINDEX_EXPR_MAX) {
-        reply_error(x, ST_TOO_LARGE, "an index expression is at most %d bytes", QINDEX_EXPR_MAX);
+    index_job *ij = calloc(1, sizeof(*ij));
+    if (!ij) {
+        reply_error(x, ST_NO_MEMORY, "out of memory");
         return;
     }
-    char text[QINDEX_EXPR_MAX + 1];
-    memcpy(text, expr, elen);
-    text[elen] = 0;
-    qerror err;
-    int rc = qindex_create(r, name, text, elen, kind, &err);
-    if (rc) {
-        index_create_error(x, rc, region_cfg(r)->name, name, text, &err);
+    if (refuse_in_cluster(x, "create") || arg_region(x, 0, &r) || index_args_read(x, &ij->ia)) {
+        free(ij);
         return;
     }
-    qindex_info info;
-    if (qindex_get(r, name, &info) == 0)
-        log_info("created %s index %s on %s (%s): %llu entries", qindex_kind_name(kind), name,
-                 region_cfg(r)->name, text, (unsigned long long)info.entries);
-    reply_status(x, ST_OK);
+    snprintf(ij->region, sizeof ij->region, "%s", region_cfg(r)->name);
+    ij->conn = x->conn;
+    ij->req_id = x->req->id;
+    ij->rc = -ESHUTDOWN; /* until it runs: the pool may be stopping */
+    ij->job.run = index_job_run;
+    ij->job.done = index_job_done;
+    ij->job.w = x->w;
+    x->conn->waits++; /* answered from index_job_done */
+    qpool_submit(x->srv->qpool, &ij->job);
 }
 
 void handle_index_destroy(req_ctx *x)
 {
     region_t *r;
     char name[QINDEX_NAME_MAX + 1];
-    if (refuse_in_cluster(x, "destroy") || arg_region(x, 0, &r) || arg_index_name(x, 1, name))
+    if (refuse_in_cluster(x, "destroy") || arg_region(x, 0, &r) || index_arg_name(x, 1, name))
         return;
     if (qindex_destroy(r, name)) {
         reply_error(x, ST_NOT_FOUND, "index '%s' not found on region '%s'", name,

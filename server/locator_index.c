@@ -11,6 +11,7 @@
 #include "common/mpw.h"
 #include "common/proto.h"
 #include "region/qindex.h"
+#include "server/index_args.h"
 #include "server/locator_impl.h"
 #include "server/request.h"
 
@@ -30,52 +31,16 @@ static cmap_region *arg_map_region(req_ctx *x, int i)
     return r;
 }
 
-static int arg_index_name(req_ctx *x, int i, char name[QINDEX_NAME_MAX + 1])
-{
-    const uint8_t *p;
-    uint32_t n;
-    if (arg_str(x, i, &p, &n))
-        return -1;
-    if (qindex_name_check((const char *)p, n)) {
-        reply_error(x, ST_BAD_ARGUMENT,
-                    "invalid index name '%.*s': use 1-128 characters of A-Z a-z 0-9 _ . -",
-                    (int)(n > 64 ? 64 : n), p);
-        return -1;
-    }
-    memcpy(name, p, n);
-    name[n] = 0;
-    return 0;
-}
-
 void loc_index_create(req_ctx *x)
 {
     locator *lc = x->srv->locator;
-    char name[QINDEX_NAME_MAX + 1], expr[QINDEX_EXPR_MAX + 1];
-    const uint8_t *e, *t;
-    uint32_t elen, tlen;
-    qindex_kind kind = QINDEX_RANGE;
+    index_args ia;
     cmap_region *r = arg_map_region(x, 0);
-    if (!r || arg_index_name(x, 1, name) || arg_str(x, 2, &e, &elen))
+    if (!r || index_args_read(x, &ia))
         return;
-    if (x->req->argc > 3) {
-        mp_cursor c;
-        arg_cursor(x, 3, &c);
-        if (mp_read_nil(&c) != 0) {
-            if (arg_str(x, 3, &t, &tlen))
-                return;
-            if (qindex_kind_parse((const char *)t, tlen, &kind)) {
-                reply_error(x, ST_BAD_ARGUMENT, "unknown index type '%.*s'; expected range or hash",
-                            (int)(tlen > 32 ? 32 : tlen), t);
-                return;
-            }
-        }
-    }
-    if (elen > QINDEX_EXPR_MAX) {
-        reply_error(x, ST_TOO_LARGE, "an index expression is at most %d bytes", QINDEX_EXPR_MAX);
-        return;
-    }
-    memcpy(expr, e, elen);
-    expr[elen] = 0;
+    const char *name = ia.name, *expr = ia.expr;
+    uint32_t elen = ia.elen;
+    qindex_kind kind = ia.kind;
     qerror err;
     if (qindex_expr_check(expr, elen, &err) || strlen(expr) != elen) {
         reply_error(x, ST_BAD_ARGUMENT, "index expression '%.200s': at %u: %s", expr, err.pos,
@@ -108,7 +73,7 @@ void loc_index_destroy(req_ctx *x)
     locator *lc = x->srv->locator;
     char name[QINDEX_NAME_MAX + 1];
     cmap_region *r = arg_map_region(x, 0);
-    if (!r || arg_index_name(x, 1, name))
+    if (!r || index_arg_name(x, 1, name))
         return;
     if (cmap_index_remove(r, name)) {
         reply_error(x, ST_NOT_FOUND, "index '%s' not found on region '%s'", name, r->name);

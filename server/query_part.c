@@ -45,6 +45,9 @@ qpart_job *qpart_new(const char *region, const uint8_t *text, uint32_t tlen,
         memcpy(p->want, want, (nbits + 7) / 8);
     buf_init(&p->partial);
     p->job.run = qpart_run;
+    /* a job the pool never runs (the server is stopping) reports that */
+    p->fail.status = ST_SHUTTING_DOWN;
+    snprintf(p->fail.msg, sizeof p->fail.msg, "QUERY: the server is stopping");
     return p;
 }
 
@@ -188,6 +191,7 @@ static void qpart_run(qjob *j)
     query_t *q = NULL;
     qexec *ex = NULL;
     qerror err;
+    p->fail.status = 0;
     qvalue params[QUERY_MAX_PARAMS];
     uint32_t nparams = 0;
     int rc = query_parse(p->text, p->tlen, &q, &err);

@@ -111,12 +111,27 @@ for k in order-0000001 order-0000042 "$last"; do
   "$agate" get --region=orders --key="$k" || true
 done
 
+step "Watching (agate watch: a continuous query, events pushed as writes happen)"
+cq="SELECT * FROM /orders o WHERE o.id <= 5 OR o.status = 'cancelled'"
+echo "$cq"
+"$agate" watch --query="$cq" --count=6 --timeout=60 >"$work/watch.out" 2>&1 &
+watch_pid=$!
+pids+=("$watch_pid")
+for _ in $(seq 100); do # registered on every server?
+  "$agate" list cqs 2>/dev/null | grep -q "o.id <= 5" && break
+  sleep 0.1
+done
+"$agate" list cqs
+
 step "Writing and removing (agate put / remove)"
 "$agate" put --region=orders --key=order-0000042 --value='{"id":42,"status":"cancelled","note":"changed by the demo"}'
 printf 'order-0000042 = '; "$agate" get --region=orders --key=order-0000042
 for i in 1 2 3 4 5; do "$agate" remove --region=orders --key="order-000000$i"; done
 echo "removed order-0000001 .. order-0000005"
 printf 'order-0000001 = '; "$agate" get --region=orders --key=order-0000001 || echo "(absent, as expected)"
+echo "the watch saw (one line per event, in the order of each key's writes):"
+wait "$watch_pid" || echo "(agate watch exited with status $?)"
+cat "$work/watch.out"
 
 step "Querying the cluster (agate query: every server runs its part, one gathers)"
 "$agate" query --query="SELECT status, COUNT(*) AS orders, SUM(total) AS revenue FROM /orders GROUP BY status ORDER BY revenue DESC"

@@ -12,6 +12,7 @@
 #include "tools/cli/cli.h"
 #include "tools/cli/json_mp.h"
 #include "tools/cli/output.h"
+#include "tools/cli/query_text.h"
 
 /* ---- watch -------------------------------------------------------------- */
 
@@ -127,29 +128,6 @@ static void on_event(agate_cq *cq, const agate_cq_event *ev, void *arg)
         agate_cq_break(cq);
 }
 
-/* The values of --param (JSON) as one MessagePack array in out. Returns 0,
- * or EXIT_ERR after the message. */
-static int watch_params(const cli_args *a, buf_t *out)
-{
-    int n = cli_count(a, "param");
-    msgpack_packer pk;
-    mpw_init(&pk, out);
-    if (msgpack_pack_array(&pk, (uint32_t)n)) {
-        cli_err("out of memory");
-        return EXIT_ERR;
-    }
-    for (int i = 0; i < n; i++) {
-        const char *text = cli_nth(a, "param", i);
-        json_mp_error err;
-        if (json_mp_parse(text, strlen(text), out, &err)) {
-            cli_err("--param %d ($%d) is not valid JSON (column %d): %s", i + 1, i + 1,
-                    err.column, err.text);
-            return EXIT_ERR;
-        }
-    }
-    return 0;
-}
-
 /* The query: --query as given, or every entry of --region. */
 static int watch_query(const cli_args *a, char *out, size_t cap)
 {
@@ -199,7 +177,7 @@ int cmd_watch(cli_ctx *ctx, const cli_args *a)
         return ret;
     buf_t params;
     buf_init(&params);
-    if (watch_params(a, &params)) {
+    if (cli_query_params(a, &params)) {
         buf_free(&params);
         return EXIT_ERR;
     }
@@ -217,8 +195,11 @@ int cmd_watch(cli_ctx *ctx, const cli_args *a)
     int rc = agate_cq_open(c, name, query, nparams ? buf_rptr(&params) : NULL,
                            nparams ? buf_readable(&params) : 0, flags, on_event, &st, &cq);
     buf_free(&params);
-    if (rc < 0)
-        return cli_finish(ctx, c, rc, NULL);
+    if (rc < 0) { /* a query error gets the caret, as with agate query */
+        ret = cli_query_failed(c, rc, query);
+        cli_release(ctx, c);
+        return ret;
+    }
     if (!a->json && isatty(STDERR_FILENO))
         fprintf(stderr, "Watching %s (Ctrl-C to stop)\n", query);
 
