@@ -3,9 +3,10 @@
 # Agate cluster (a locator and three servers on 127.0.0.1) and run a small
 # workload against it through the CLI: create a PARTITION_REDUNDANT region,
 # import a generated sample of orders (with a progress bar), read, update
-# and remove entries, kill a server (SIGKILL) and show that nothing was
-# lost and redundancy comes back, add a server and rebalance, export, and
-# report what was done. The cluster is shut down at the end; its
+# and remove entries while a continuous query (agate watch) prints their
+# events, query, index a field and query through the index, kill a server
+# (SIGKILL) and show that nothing was lost and redundancy comes back, add a
+# server and rebalance, export, and report what was done. The cluster is shut down at the end; its
 # directories stay for a look (path printed).
 #   tools/demo.sh [--orders N] [--keep-running]
 set -euo pipefail
