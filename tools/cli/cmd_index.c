@@ -166,8 +166,8 @@ int cmd_create_index(cli_ctx *ctx, const cli_args *a)
     } else if (row && row->has_entries) {
         char e[32];
         fmt_count(row->entries, e, sizeof e);
-        printf("Index %s created on %s: %s index on %s, %s entries\n", name, region, row->type,
-               row->expr, e);
+        printf("Index %s created on %s: %s index on %s, %s entr%s\n", name, region, row->type,
+               row->expr, e, row->entries == 1 ? "y" : "ies");
         /* the Geode habit of an alias in the expression indexes nothing */
         if (row->entries == 0 && size > 0)
             cli_err("note: no entry of %s has a boolean, number or string at %s; the expression "
