@@ -10,6 +10,7 @@
 #include "common/mpw.h"
 #include "common/proto.h"
 #include "region/qexec.h"
+#include "region/qindex.h"
 #include "server/link.h"
 #include "server/query_part.h"
 #include "server/registry.h"
@@ -318,8 +319,12 @@ static void batch_done(qcursor *cur)
         uint32_t ran = cur->nbuckets - cur->next_bucket < cur->batch
                            ? cur->nbuckets - cur->next_bucket : cur->batch;
         cur->next_bucket += ran;
-        if (qexec_nrows(cur->ex) < cur->page_rows / 2 && cur->batch < cur->nbuckets)
-            cur->batch *= 2; /* sparse: take more buckets next time */
+        /* sparse: take more buckets next time (many more after none) */
+        size_t got = qexec_nrows(cur->ex);
+        if (got < cur->page_rows / 2 && cur->batch < cur->nbuckets)
+            cur->batch = got == 0 ? cur->batch * 8 : cur->batch * 2;
+        if (cur->batch > cur->nbuckets)
+            cur->batch = cur->nbuckets;
     } else {
         cur->gathered = true;
     }
@@ -611,7 +616,13 @@ static int cursor_init(qcursor *cur, region_t *r, const query_args *a)
     cur->params_len = rawlen;
     query_decode_params(cur->params_raw, cur->params_len, cur->params, &cur->nparams);
     cur->streaming = is_streaming(cur->q);
-    cur->batch = 1;
+    /* a query an index serves reads few entries per bucket: all buckets
+     * at once; otherwise one bucket first, more while pages come out short */
+    qindex_probe *probe = NULL;
+    if (qindex_plan(r, cur->q, cur->params, cur->nparams, &probe) < 0)
+        return -ENOMEM;
+    cur->batch = probe ? cur->nbuckets : 1;
+    qindex_probe_free(probe);
     return 0;
 }
 

@@ -5,8 +5,9 @@
  * belongs to the client's connection and lives on its worker:
  *   - a streamable query (no ORDER BY, GROUP BY, aggregate or DISTINCT)
  *     runs a batch of buckets at a time, as many as it takes to fill a
- *     page (the batch doubles while pages come out short), so neither the
- *     member nor the client holds more than a batch of rows;
+ *     page (the batch grows while pages come out short; a query an index
+ *     serves takes every bucket at once), so neither the member nor the
+ *     client holds more than a batch of rows;
  *   - any other query is gathered whole first (an ORDER BY ... LIMIT n
  *     keeps n rows per member, a GROUP BY one state per group), then sent
  *     page by page.
