@@ -1196,16 +1196,7 @@ typedef struct fk {
 
 static void fk_start(fk *f, int nconns, fk_script script, const void *arg)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(lfd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sa);
-    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(lfd, 8), 0);
-    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
-    f->port = ntohs(sa.sin_port);
-    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
+    int lfd = tw_listen(&f->port, f->addr, sizeof(f->addr));
     fflush(stdout);
     fflush(stderr);
     pid_t parent = getpid();

@@ -419,3 +419,18 @@ const msgpack_object *tw_map_get(const msgpack_object *map, const char *key)
             return &map->via.map.ptr[i].val;
     return NULL;
 }
+
+int tw_listen(int *port, char *addr, size_t cap)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(lfd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    snprintf(addr, cap, "127.0.0.1:%d", *port);
+    return lfd;
+}

@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A listening socket on 127.0.0.1 at a port the kernel picks (a fake
+ * server's): returns it and sets *port and addr ("127.0.0.1:port", cap
+ * bytes). Fails the test when it cannot. */
+int tw_listen(int *port, char *addr, size_t cap);
 /* Connects to 127.0.0.1:port. Returns the socket or -1. */
 int tw_connect(int port);
 /* As tw_connect, with SO_RCVBUF set to rcvbuf bytes before connecting
