@@ -39,6 +39,8 @@ static const cli_opt start_server_opts[] = {
     {"port", OPT_INT, false, "PORT", "TCP port; 0 picks a free one (default 40404)", NULL, 0, 65535},
     {"bind-address", OPT_STR, false, "ADDR", "IPv4 address to listen on (server default 127.0.0.1)", NULL, 0, 0},
     {"threads", OPT_INT, false, "N", "worker threads (server default: number of CPUs)", NULL, 1, 1024},
+    {"query-threads", OPT_INT, false, "N", "threads that run query scans (server default: CPUs / 2)", NULL, 1, 64},
+    {"journal-bytes-per-bucket", OPT_SIZE, false, "BYTES", "event journal per bucket for continuous queries; 0: none (default 256K)", NULL, 0, 1LL << 30},
     {"max-frame-size", OPT_SIZE, false, "BYTES", "largest request frame (K/M/G suffixes allowed)", NULL, 1, 1LL << 40},
     {"max-key-size", OPT_SIZE, false, "BYTES", "largest key", NULL, 1, 1LL << 40},
     {"max-value-size", OPT_SIZE, false, "BYTES", "largest value", NULL, 1, 1LL << 40},

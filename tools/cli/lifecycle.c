@@ -43,7 +43,8 @@ typedef struct daemon_kind {
 
 static const char *const server_pass[] = {
     "bind-address", "threads", "max-frame-size", "max-key-size", "max-value-size",
-    "max-depth", "log-level", "locators", "member-timeout", NULL,
+    "max-depth", "log-level", "locators", "member-timeout", "query-threads",
+    "journal-bytes-per-bucket", NULL,
 };
 static const char *const locator_pass[] = {
     "bind-address", "member-timeout", "recovery-delay", "log-level", NULL,
