@@ -202,16 +202,25 @@ static int write_frame(link_t *l, uint64_t id, uint32_t op, const uint8_t *args,
     return 0;
 }
 
-int link_request(link_t *l, uint32_t op, const uint8_t *args, size_t args_len, uint32_t nargs,
-                 link_reply_fn fn, void *arg)
+int link_request_ex(link_t *l, uint32_t op, const uint8_t *args, size_t args_len, uint32_t nargs,
+                    int timeout_ms, link_reply_fn fn, void *arg, uint64_t *id)
 {
     if (!l->bev)
         return -ENOTCONN;
     link_req r = {.id = l->next_id++, .fn = fn, .arg = arg,
-                  .deadline_ms = now_ms() + l->timeout_ms};
+                  .deadline_ms = now_ms() + (timeout_ms > 0 ? timeout_ms : l->timeout_ms)};
     if (write_frame(l, r.id, op, args, args_len, nargs))
         return -ENOMEM;
-    return reqs_push(l, &r);
+    int rc = reqs_push(l, &r);
+    if (!rc && id)
+        *id = r.id;
+    return rc;
+}
+
+int link_request(link_t *l, uint32_t op, const uint8_t *args, size_t args_len, uint32_t nargs,
+                 link_reply_fn fn, void *arg)
+{
+    return link_request_ex(l, op, args, args_len, nargs, 0, fn, arg, NULL);
 }
 
 static void on_hello(link_t *l, const msg_response *r, void *arg)
@@ -307,8 +316,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         fail(l, "connect or handshake timed out");
         return;
     }
-    if (l->n && now >= l->reqs[l->head].deadline_ms)
-        fail(l, "request timed out");
+    /* requests may carry their own timeouts: any one past its deadline
+     * means the peer does not answer */
+    for (size_t i = 0; i < l->n; i++)
+        if (now >= l->reqs[(l->head + i) % l->cap].deadline_ms) {
+            fail(l, "request timed out");
+            return;
+        }
 }
 
 static int pack_hello(link_t *l, buf_t *b)

@@ -52,5 +52,10 @@ const char *link_addr(const link_t *l);
  * closed and not connecting). */
 int link_request(link_t *l, uint32_t op, const uint8_t *args, size_t args_len, uint32_t nargs,
                  link_reply_fn fn, void *arg);
+/* The same with this request's own timeout (<= 0: the link's), and its
+ * request id in *id (may be NULL), e.g. to cancel it. A request past its
+ * timeout fails the link as a whole (the peer does not answer). */
+int link_request_ex(link_t *l, uint32_t op, const uint8_t *args, size_t args_len, uint32_t nargs,
+                    int timeout_ms, link_reply_fn fn, void *arg, uint64_t *id);
 
 #endif

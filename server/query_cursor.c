@@ -59,8 +59,8 @@ struct qcursor {
     bool overlap;
     uint32_t pending;     /* parts not answered yet */
     qpart_job *local;
-    link_t **links;
-    size_t nlinks;
+    struct part_ref *parts; /* the batch's QUERY_PARTs to other members */
+    size_t nparts;
     query_fail fail;
     bool dead;            /* closed: freed once pending is 0 */
 };
@@ -69,18 +69,41 @@ static void serve(qcursor *cur);
 
 /* ---- life ---- */
 
-static void free_links(qcursor *cur)
+/* A QUERY_PART sent for the batch: where, and its request id there. */
+typedef struct part_ref {
+    link_t *l;
+    uint64_t req_id;
+    bool answered;
+} part_ref;
+
+static void parts_forget(qcursor *cur)
 {
-    for (size_t i = 0; i < cur->nlinks; i++)
-        link_free(cur->links[i]); /* deferred by the link itself inside its callback */
-    free(cur->links);
-    cur->links = NULL;
-    cur->nlinks = 0;
+    free(cur->parts);
+    cur->parts = NULL;
+    cur->nparts = 0;
+}
+
+/* Asks the members still working on the batch's parts to stop (their
+ * answers, CANCELLED, still come and are counted down). An unanswered
+ * part's link is alive: a link that fails or is freed answers its
+ * requests first. */
+static void cancel_parts(qcursor *cur)
+{
+    for (size_t i = 0; i < cur->nparts; i++) {
+        part_ref *pr = &cur->parts[i];
+        if (pr->answered)
+            continue;
+        uint8_t arg[9];
+        arg[0] = 0xcf; /* uint64 */
+        for (int k = 0; k < 8; k++)
+            arg[1 + k] = (uint8_t)(pr->req_id >> (56 - 8 * k));
+        link_request(pr->l, OP_QUERY_CANCEL, arg, sizeof arg, 1, NULL, NULL);
+    }
 }
 
 static void cursor_free(qcursor *cur)
 {
-    free_links(cur);
+    parts_forget(cur);
     if (cur->idle_ev)
         event_free(cur->idle_ev);
     qexec_free(cur->shape);
@@ -116,11 +139,8 @@ static void cursor_end(qcursor *cur)
     unlink_cursor(cur);
     if (cur->local)
         atomic_store(&cur->local->job.cancel, true);
-    /* the links fail their requests at once (part_answered counts them
-     * down); the hold keeps cur alive through that */
-    cur->pending++;
-    free_links(cur);
-    if (--cur->pending == 0)
+    cancel_parts(cur);
+    if (cur->pending == 0)
         cursor_free(cur);
 }
 
@@ -295,7 +315,7 @@ static void merge(qcursor *cur, const uint8_t *partial, size_t plen, uint64_t ma
 /* Every part of the batch answered: check coverage, finish, go on. */
 static void batch_done(qcursor *cur)
 {
-    free_links(cur);
+    parts_forget(cur);
     if (!cur->fail.status && (cur->overlap || memcmp(cur->covered, cur->want,
                                                      (cur->nbuckets + 7) / 8)))
         note_fail(cur, ST_UNAVAILABLE, "QUERY: the region's buckets moved during the query (or a "
@@ -370,6 +390,7 @@ static void on_local_done(qjob *j, bool orphan)
 typedef struct link_part {
     qcursor *cur;
     uint32_t member;
+    size_t index; /* in cur->parts */
 } link_part;
 
 /* QUERY_PART reply: [partial, buckets (bin), matched, scanned]. */
@@ -413,10 +434,76 @@ static void on_link_part(link_t *l, const msg_response *r, void *arg)
     free(arg);
     worker_t *w = lp.cur->w;
     worker_enter(w);
+    lp.cur->parts[lp.index].answered = true;
     if (!lp.cur->dead)
         take_part(lp.cur, lp.member, r);
     part_answered(lp.cur);
     worker_leave(w);
+}
+
+/* ---- links to the other members ----
+ * One link per member and worker, kept open for the queries that follow
+ * (a link per QUERY_PART cost a connect and a HELLO each time). A link
+ * that failed is replaced at its next use. */
+typedef struct part_link {
+    uint32_t id;
+    char host[72];
+    uint16_t port;
+    link_t *l;
+    bool failed;
+    struct part_link *next;
+} part_link;
+
+static void on_part_link_state(link_t *l, bool up, void *arg)
+{
+    (void)l;
+    if (!up)
+        ((part_link *)arg)->failed = true;
+}
+
+/* Kept links give no timeout of their own to requests (each QUERY_PART
+ * brings its own); this one bounds connecting and the handshake. */
+#define PART_LINK_CONNECT_MS 10000
+
+static link_t *part_link_get(worker_t *w, const peer_addr *p)
+{
+    part_link *pl = w->query_links;
+    while (pl && pl->id != p->id)
+        pl = pl->next;
+    if (pl && !pl->failed && pl->port == p->port && strcmp(pl->host, p->host) == 0)
+        return pl->l;
+    if (!pl) {
+        pl = calloc(1, sizeof(*pl));
+        if (!pl)
+            return NULL;
+        pl->next = w->query_links;
+        w->query_links = pl;
+    }
+    link_free(pl->l); /* answers what it still had: those parts fail (retry) */
+    pl->id = p->id;
+    snprintf(pl->host, sizeof pl->host, "%s", p->host);
+    pl->port = p->port;
+    pl->failed = false;
+    link_callbacks cb = {.on_state = on_part_link_state, .arg = pl};
+    pl->l = link_new(w->base, p->host, p->port, "query coordinator", PART_LINK_CONNECT_MS, &cb);
+    if (pl->l && link_connect(pl->l)) {
+        link_free(pl->l);
+        pl->l = NULL;
+    }
+    pl->failed = pl->l == NULL;
+    return pl->l;
+}
+
+void qcursor_worker_stop(worker_t *w)
+{
+    part_link *pl = w->query_links;
+    w->query_links = NULL;
+    while (pl) {
+        part_link *next = pl->next;
+        link_free(pl->l); /* the cursors are gone: their parts just count down */
+        free(pl);
+        pl = next;
+    }
 }
 
 /* Sends QUERY_PART for the buckets in bits to member p. */
@@ -425,16 +512,16 @@ static bool send_part(qcursor *cur, const peer_addr *p, const uint8_t *bits)
     int64_t left = cur->timeout_ms ? cur->timeout_ms - (query_now_us() - cur->t0) / 1000 : 0;
     if (cur->timeout_ms && left < 1)
         left = 1;
+    /* the member's own deadline ends the part; the margin covers a member
+     * that does not answer at all */
     int timeout = cur->timeout_ms ? (int)left + PART_LINK_MARGIN_MS : 86400000;
-    link_t *l = link_new(cur->w->base, p->host, p->port, "query coordinator", timeout, NULL);
+    link_t *l = part_link_get(cur->w, p);
     link_part *lp = malloc(sizeof(*lp));
-    if (!l || !lp || link_connect(l)) {
-        link_free(l);
+    if (!l || !lp) {
         free(lp);
         return false;
     }
-    cur->links[cur->nlinks++] = l;
-    *lp = (link_part){cur, p->id};
+    *lp = (link_part){cur, p->id, cur->nparts};
     buf_t b = {0};
     msgpack_packer pk;
     mpw_init(&pk, &b);
@@ -445,12 +532,16 @@ static bool send_part(qcursor *cur, const peer_addr *p, const uint8_t *bits)
     mpw_cstr(&pk, "buckets");
     msgpack_pack_bin(&pk, (cur->nbuckets + 7) / 8);
     msgpack_pack_bin_body(&pk, bits, (cur->nbuckets + 7) / 8);
-    int rc = link_request(l, OP_QUERY_PART, buf_rptr(&b), buf_readable(&b), 3, on_link_part, lp);
+    part_ref *pr = &cur->parts[cur->nparts];
+    *pr = (part_ref){.l = l};
+    int rc = link_request_ex(l, OP_QUERY_PART, buf_rptr(&b), buf_readable(&b), 3, timeout,
+                             on_link_part, lp, &pr->req_id);
     buf_free(&b);
     if (rc) {
         free(lp);
         return false;
     }
+    cur->nparts++;
     cur->pending++;
     return true;
 }
@@ -485,8 +576,8 @@ static void scatter(qcursor *cur, region_t *r)
         memcpy(peers, cur->srv->peers, n * sizeof(*peers));
     pthread_mutex_unlock(&cur->srv->peers_lock);
     uint8_t *bits = calloc(1, nb);
-    cur->links = calloc(n ? n : 1, sizeof(link_t *));
-    if (!peers || !bits || !cur->links) {
+    cur->parts = calloc(n ? n : 1, sizeof(part_ref));
+    if (!peers || !bits || !cur->parts) {
         note_fail(cur, ST_NO_MEMORY, "QUERY: out of memory");
         goto out;
     }
@@ -710,6 +801,14 @@ void qcursor_cancel(req_ctx *x, uint64_t request_id)
         reply_status(x, ST_OK);
         return;
     }
+    /* a coordinator stopping its QUERY_PART: it still gets the part's
+     * answer (CANCELLED) */
+    for (qpart_job *p = x->conn->query_parts; p; p = p->conn_next)
+        if (p->req_id == request_id) {
+            atomic_store(&p->job.cancel, true);
+            reply_status(x, ST_OK);
+            return;
+        }
     reply_status(x, ST_NOT_FOUND);
 }
 

@@ -46,13 +46,17 @@ void qcursor_next(req_ctx *x, uint64_t id, const query_args *a);
 /* QUERY_CLOSE [cursor]: OK, or NOT_FOUND for no such open cursor. */
 void qcursor_close(req_ctx *x, uint64_t id);
 /* QUERY_CANCEL [request_id]: stops the page that request is waiting for
- * (which is answered CANCELLED) and closes its cursor; OK, or NOT_FOUND
- * when no query of this connection runs for that request. */
+ * (which is answered CANCELLED) and closes its cursor, or stops a
+ * QUERY_PART of this connection; OK, or NOT_FOUND when no query of this
+ * connection runs for that request. */
 void qcursor_cancel(req_ctx *x, uint64_t request_id);
 struct qpart_job;
 /* QUERY_PART jobs running for connection c: cancelled if it closes. */
 void qcursor_track_part(conn_t *c, struct qpart_job *p);
 void qcursor_untrack_part(conn_t *c, struct qpart_job *p);
+/* The worker is stopping (after its connections closed): closes the links
+ * its cursors kept to the other members. */
+void qcursor_worker_stop(worker_t *w);
 /* The connection closed: every cursor of it ends (running work is
  * cancelled; what is still out finishes on its own and is dropped). */
 void qcursor_conn_closed(conn_t *c);

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "server/conn.h"
+#include "server/query_cursor.h"
 #include "server/cq.h"
 #include "server/replicate.h"
 
@@ -68,6 +69,7 @@ static void *worker_main(void *arg)
     /* the drain deadline passed (or nothing was left): close the rest */
     while (w->conns)
         conn_free(w->conns);
+    qcursor_worker_stop(w);
     cq_worker_stop(w);
     repl_free(w->repl);
     w->repl = NULL;

@@ -36,6 +36,7 @@ typedef struct worker {
     buf_t scratch;            /* per-worker temporary space for handlers */
     bool draining;            /* stopping: answer what was read, read nothing new */
     struct repl *repl;        /* replication links and waits (server/replicate.h) */
+    struct part_link *query_links; /* kept links to the members for queries (query_cursor.c) */
     struct conn *kicked;      /* conns with late replies to send (conn_kick) */
     struct event *kick_ev;    /* sends them once per loop pass */
     int online_depth;         /* nesting of worker_enter */

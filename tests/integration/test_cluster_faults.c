@@ -1920,6 +1920,18 @@ START_TEST(cluster_queries)
     t = wait_status(c, &st, 20000 * scale(), pred_full, &three);
     cstat_free(&st);
     qcheck(&cl, c, "3 members");
+    /* cancelled queries: the coordinator stops its parts on the other
+     * members (QUERY_CANCEL on its kept links), and nothing is left stuck */
+    for (int i = 0; i < 20; i++) {
+        agate_buf out = {0};
+        agate_interrupt(c);
+        int rc = agate_query(c, "SELECT COUNT(*), SUM(n) FROM /" QREGION, NULL, 0, -1, &out);
+        if (rc != AGATE_ECANCELLED)
+            fail_note(&cl, "an interrupted query gave %d (%s), want AGATE_ECANCELLED", rc,
+                      agate_errmsg(c));
+        agate_buf_free(&out);
+    }
+    qcheck(&cl, c, "after 20 cancelled queries");
     /* a member lost: queries retry until its buckets are promoted */
     tu_server_kill(&cl.mem[1]);
     qcheck(&cl, c, "after SIGKILL of a member");
