@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "bench.h"
+#include "common/locators.h"
 
 static void usage(FILE *f)
 {
@@ -172,71 +173,17 @@ static bool query_mode(const bench_config *cfg)
            cfg->query;
 }
 
-/* Checks one locator of n bytes at s: "HOST[PORT]" or "HOST:PORT" (as the
- * agate CLI's --locator). Prints why not and returns -1. */
-static int check_locator(const char *s, size_t n)
+/* Checks the --locator list (as the agate CLI does). Prints why not and
+ * returns -1. */
+static int check_locators(const char *list)
 {
-    const char *open = memchr(s, '[', n);
-    const char *colon = memchr(s, ':', n);
-    const char *port;
-    size_t hostlen, portlen;
-    if (open) {
-        if (s[n - 1] != ']') {
-            fprintf(stderr, "agate-bench: bad --locator '%.*s': expected HOST[PORT]\n", (int)n, s);
-            return -1;
-        }
-        hostlen = (size_t)(open - s);
-        port = open + 1;
-        portlen = n - hostlen - 2;
-    } else if (colon) {
-        hostlen = (size_t)(colon - s);
-        port = colon + 1;
-        portlen = n - hostlen - 1;
-    } else {
-        fprintf(stderr, "agate-bench: bad --locator '%.*s': no port (write HOST[PORT] or "
-                        "HOST:PORT)\n", (int)n, s);
-        return -1;
-    }
-    if (hostlen == 0) {
-        fprintf(stderr, "agate-bench: bad --locator '%.*s': no host\n", (int)n, s);
-        return -1;
-    }
-    for (size_t i = 0; i < hostlen; i++)
-        if (s[i] == '[' || s[i] == ']' || s[i] == ':' || s[i] == ' ' || s[i] == '\t') {
-            fprintf(stderr, "agate-bench: bad --locator '%.*s': bad host name\n", (int)n, s);
-            return -1;
-        }
-    long v = 0;
-    for (size_t i = 0; i < portlen && v >= 0; i++)
-        v = port[i] < '0' || port[i] > '9' || v > 65535 ? -1 : v * 10 + (port[i] - '0');
-    if (portlen == 0 || v < 1 || v > 65535) {
-        fprintf(stderr, "agate-bench: bad --locator '%.*s': the port must be a number from 1 "
-                        "to 65535\n", (int)n, s);
+    char err[256];
+    if (*list == '-' || locators_check(list, err, sizeof err)) {
+        fprintf(stderr, "agate-bench: bad --locator: %s\n",
+                *list == '-' ? "it needs HOST[PORT] or HOST:PORT" : err);
         return -1;
     }
     return 0;
-}
-
-/* Checks a comma-separated list of locators. */
-static int check_locators(const char *list)
-{
-    if (!*list || *list == '-') {
-        fprintf(stderr, "agate-bench: --locator needs HOST[PORT] or HOST:PORT\n");
-        return -1;
-    }
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (n == 0) {
-            fprintf(stderr, "agate-bench: bad --locator '%s': empty entry in the list\n", list);
-            return -1;
-        }
-        if (check_locator(p, n))
-            return -1;
-        if (!comma)
-            return 0;
-        p = comma + 1;
-    }
 }
 
 /* Returns 0, 1 when the program should exit successfully (--help), or -1. */

@@ -152,10 +152,6 @@ typedef struct cli_target {
 cli_target cli_target_of(const cli_ctx *ctx, const cli_args *a, bool cluster);
 /* The address of a target for messages: "locator ADDR" or "ADDR". */
 void cli_target_name(const cli_target *t, char *out, size_t cap);
-/* Checks a list of locators, "HOST[PORT]" or "HOST:PORT" separated by
- * commas (Geode's syntax and ours). Returns 0, or -1 with the problem in
- * err. */
-int cli_check_locators(const char *list, char *err, size_t cap);
 /* A connected client for the command's target (cli_target_of): the
  * shell's connection when that is the target, else a new connection. NULL
  * after printing "agate: cannot connect to ADDR: reason". Release with

@@ -4,6 +4,7 @@
  * types, so every command gets the same syntax (--name=value, --name value,
  * --flag), the same errors (exit 2 with the command's usage) and the same
  * help, on the command line and in the shell. */
+#include "common/locators.h"
 #include "tools/cli/cli.h"
 
 #include <errno.h>
@@ -611,7 +612,7 @@ static int set_value(cli_args *a, const cli_command *cmd, const cli_opt *o, int 
                 return cli_usage_error(cmd, "option --%s needs %s", o->name,
                                        locator ? "HOST[PORT]" : "HOST:PORT");
             char err[300];
-            if (locator && cli_check_locators(val, err, sizeof err) != 0)
+            if (locator && locators_check(val, err, sizeof err) != 0)
                 return cli_usage_error(cmd, "option --locator: %s", err);
             *(locator ? &a->locator : &a->server) = val;
         } else if (strcmp(o->name, "json") == 0) {

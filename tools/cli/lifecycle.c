@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/locators.h"
 #include "common/proto.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/doc.h"
@@ -540,7 +541,7 @@ static int start_daemon(const cli_args *a, const daemon_kind *k)
     const char *name = cli_str_or(a, "name", k->default_name);
     if (k == &KIND_SERVER && cli_has(a, "locators")) {
         char err[300];
-        if (cli_check_locators(cli_str(a, "locators"), err, sizeof err) != 0)
+        if (locators_check(cli_str(a, "locators"), err, sizeof err) != 0)
             return cli_usage_error(a->cmd, "option --locators: %s", err);
     }
     char dir[PATH_MAX];
