@@ -135,6 +135,10 @@ uint64_t bench_now_ns(void);
 int bench_open(const bench_config *cfg, const char *servers, agate_client **out);
 /* main.c: the "Latency by percentile distribution" block. */
 void bench_print_percentiles(const hist *h);
+/* main.c: the "Summary" block: "<what> summary: <rate> <unit> per second"
+ * and the latency line (avg, min, p50, p95, p99, max in ms), as
+ * redis-benchmark prints it. */
+void bench_print_summary(const hist *h, const char *what, double rate, const char *unit);
 
 /* query.c: loads orders 0..cfg->keyspace-1 (keys key:%012d) over its own
  * connections; *seconds gets the time taken. Returns 0 or -1 after saying

@@ -216,14 +216,7 @@ static void report(const bench_config *cfg, const cq_writer *ws, int nw, const c
     }
     printf("Latency from the put's send to the CQ callback:\n");
     bench_print_percentiles(h);
-    printf("\nSummary:\n");
-    printf("  events summary: %.2f events per second\n", eps);
-    printf("  latency summary (msec):\n");
-    printf("          avg       min       p50       p95       p99       max\n");
-    printf("    %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", hist_mean(h) / 1e6, ms(h->min),
-           ms(hist_percentile(h, 50)), ms(hist_percentile(h, 95)), ms(hist_percentile(h, 99)),
-           ms(h->max));
-    printf("\n");
+    bench_print_summary(h, "events", eps, "events");
 }
 
 int bench_cq_run(const bench_config *cfg, bench_conn *conns, size_t nconns, const char *servers,

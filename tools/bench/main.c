@@ -445,6 +445,18 @@ void bench_print_percentiles(const hist *h)
            h->count);
 }
 
+void bench_print_summary(const hist *h, const char *what, double rate, const char *unit)
+{
+    printf("\nSummary:\n");
+    printf("  %s summary: %.2f %s per second\n", what, rate, unit);
+    printf("  latency summary (msec):\n");
+    printf("          avg       min       p50       p95       p99       max\n");
+    printf("    %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", hist_mean(h) / 1e6, ms(h->min),
+           ms(hist_percentile(h, 50)), ms(hist_percentile(h, 95)), ms(hist_percentile(h, 99)),
+           ms(h->max));
+    printf("\n");
+}
+
 static void print_full(const bench_config *cfg, const bench_result *r)
 {
     const hist *h = &r->h;
@@ -487,14 +499,7 @@ static void print_full(const bench_config *cfg, const bench_result *r)
             break;
     }
 
-    printf("\nSummary:\n");
-    printf("  throughput summary: %.2f requests per second\n", rps_of(r));
-    printf("  latency summary (msec):\n");
-    printf("          avg       min       p50       p95       p99       max\n");
-    printf("    %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", hist_mean(h) / 1e6, ms(h->min),
-           ms(hist_percentile(h, 50)), ms(hist_percentile(h, 95)), ms(hist_percentile(h, 99)),
-           ms(h->max));
-    printf("\n");
+    bench_print_summary(h, "throughput", rps_of(r), "requests");
 }
 
 int bench_open(const bench_config *cfg, const char *servers, agate_client **out)

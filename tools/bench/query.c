@@ -548,14 +548,7 @@ static void print_full(const bench_config *cfg, const bench_qresult *r, const ch
         return;
     }
     bench_print_percentiles(h);
-    printf("\nSummary:\n");
-    printf("  throughput summary: %.2f queries per second\n", qps(r));
-    printf("  latency summary (msec):\n");
-    printf("          avg       min       p50       p95       p99       max\n");
-    printf("    %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", hist_mean(h) / 1e6, ms(h->min),
-           ms(hist_percentile(h, 50)), ms(hist_percentile(h, 95)), ms(hist_percentile(h, 99)),
-           ms(h->max));
-    printf("\n");
+    bench_print_summary(h, "throughput", qps(r), "queries");
 }
 
 /* ---- the tests ------------------------------------------------------------- */
