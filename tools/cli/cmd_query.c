@@ -274,9 +274,10 @@ static void on_sigint(int sig)
         agate_interrupt(c);
 }
 
-/* Prints one page (table or JSON); *rows counts what was printed. */
+/* Prints one page (table or JSON); *rows counts what was printed, *elapsed
+ * the server's time; last gets the page's running counts. */
 static int print_page(const agate_buf *page, bool json, bool first, uint64_t *rows,
-                      query_result *last)
+                      uint64_t *elapsed, query_result *last)
 {
     query_result r;
     int ret = result_read(page, &r);
@@ -293,6 +294,7 @@ static int print_page(const agate_buf *page, bool json, bool first, uint64_t *ro
     }
     last->matched = r.matched;
     last->scanned = r.scanned;
+    *elapsed += r.elapsed_us;
     result_free(&r);
     fflush(stdout);
     return ret;
@@ -309,12 +311,7 @@ static int print_pages(agate_client *c, agate_cursor *cur, const char *text, boo
     if (json)
         fputs("[", stdout);
     while (ret == EXIT_OK && (rc = agate_cursor_next(cur, &page)) == 1) {
-        query_result r;
-        if (result_read(&page, &r) == EXIT_OK) {
-            elapsed += r.elapsed_us;
-            result_free(&r);
-        }
-        ret = print_page(&page, json, first, &rows, &last);
+        ret = print_page(&page, json, first, &rows, &elapsed, &last);
         agate_buf_free(&page);
         first = false;
     }
