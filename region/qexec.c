@@ -791,21 +791,23 @@ static int emit_group(qexec *x, group *g, qerror *err)
 }
 
 /* Pack, merge and finish refuse an executor that has finished or packed. */
-static int check_open(qexec *x, qerror *err)
+/* The start of finish, pack_partial and merge_partial: points a NULL
+ * *err at dummy, and refuses an executor that has already finished. */
+static int check_open(qexec *x, qerror **err, qerror *dummy)
 {
+    if (!*err)
+        *err = dummy;
     if (!x->done)
         return 0;
-    err->pos = 0;
-    snprintf(err->msg, sizeof err->msg, "the query executor has already finished");
+    (*err)->pos = 0;
+    snprintf((*err)->msg, sizeof (*err)->msg, "the query executor has already finished");
     return -EINVAL;
 }
 
 int qexec_finish(qexec *x, qerror *err)
 {
     qerror dummy;
-    if (!err)
-        err = &dummy;
-    int rc = check_open(x, err);
+    int rc = check_open(x, &err, &dummy);
     if (rc)
         return rc;
     x->done = true;
@@ -934,9 +936,7 @@ static int pack_groups(qexec *x, msgpack_packer *pk)
 int qexec_pack_partial(qexec *x, void *pk, qerror *err)
 {
     qerror dummy;
-    if (!err)
-        err = &dummy;
-    int rc = check_open(x, err);
+    int rc = check_open(x, &err, &dummy);
     if (rc)
         return rc;
     x->done = true;
@@ -1114,9 +1114,7 @@ static int merge_group(qexec *x, mp_cursor *c, qerror *err)
 int qexec_merge_partial(qexec *x, const uint8_t *p, size_t n, qerror *err)
 {
     qerror dummy;
-    if (!err)
-        err = &dummy;
-    int rc = check_open(x, err);
+    int rc = check_open(x, &err, &dummy);
     if (rc)
         return rc;
     mp_cursor c;

@@ -754,29 +754,23 @@ static qexpr *parse_not(parser *p)
     return unary(p, QOP_NOT, a, pos);
 }
 
-/* and: not (AND not)*, left-associative. */
-static qexpr *parse_and(parser *p)
+/* operand (KW operand)*, left-associative, as op nodes. */
+static qexpr *parse_chain(parser *p, qkw kw, qop op, qexpr *(*operand)(parser *p))
 {
-    qexpr *e = parse_not(p);
-    while (e && is_kw(p, QKW_AND)) {
+    qexpr *e = operand(p);
+    while (e && is_kw(p, kw)) {
         uint32_t at = p->tok.pos;
         advance(p);
-        e = binary(p, QOP_AND, e, parse_not(p), at);
+        e = binary(p, op, e, operand(p), at);
     }
     return e;
 }
 
-/* or: and (OR and)*, left-associative. */
-static qexpr *parse_or(parser *p)
-{
-    qexpr *e = parse_and(p);
-    while (e && is_kw(p, QKW_OR)) {
-        uint32_t at = p->tok.pos;
-        advance(p);
-        e = binary(p, QOP_OR, e, parse_and(p), at);
-    }
-    return e;
-}
+/* and: not (AND not)*. */
+static qexpr *parse_and(parser *p) { return parse_chain(p, QKW_AND, QOP_AND, parse_not); }
+
+/* or: and (OR and)*. */
+static qexpr *parse_or(parser *p) { return parse_chain(p, QKW_OR, QOP_OR, parse_and); }
 
 /* A whole expression; each nested one (parentheses, subscripts, function
  * arguments, IN lists) counts against QAST_MAX_DEPTH. */
